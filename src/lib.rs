@@ -1,0 +1,14 @@
+//! gregor: a Kafka-compatible message broker built to be tested under deterministic simulation.
+//!
+//! # Layout
+//! - [`protocol`]: bytes ⇄ values. Primitives, framing, request/response headers, the generated
+//!   message types (one file per API), the ApiVersions table, error codes and record batches.
+//!   No I/O and no tokio here.
+//! - [`storage`]: the one interface to disk, its Linux implementation and an in-memory one.
+//!   The simulator (`sim/`) adds a fault-injecting implementation behind the same trait.
+//!
+//! More modules (`core/` state machines, `runtime/` driver) arrive with the broker; see
+//! `ARCHITECTURE.md` for the shape they take.
+
+pub mod protocol;
+pub mod storage;

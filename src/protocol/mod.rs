@@ -1,0 +1,4 @@
+//! The Kafka wire protocol: everything that turns bytes from a client, a peer or the disk into
+//! values and back. Decoders never panic on any input (see `fuzz/`).
+
+pub mod primitives;

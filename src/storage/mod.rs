@@ -1,0 +1,1 @@
+//! Storage interface (placeholder until the storage module lands).
