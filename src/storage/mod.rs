@@ -1,1 +1,70 @@
-//! Storage interface (placeholder until the storage module lands).
+//! The one interface to disk. Everything gregor persists goes through [`Storage`]; the Linux
+//! implementation ([`file::FileStorage`]) is the only code that names `std::fs`, and the
+//! simulator swaps in a disk that loses, tears and corrupts writes.
+//!
+//! # Contract
+//! Paths are relative to the storage root and use `/` as separator (`"topic-0/00000000000000000000.log"`).
+//! 1. Bytes written with [`Storage::write_at`] are durable only after [`Storage::sync_data`] on that
+//!    file returns `Ok`. Until then a crash may drop them, keep them, or keep a prefix (a torn write).
+//! 2. A created, renamed or removed directory entry is durable only after [`Storage::sync_dir`] of its
+//!    parent directory returns `Ok`.
+//! 3. After a failed `sync_data` the file's unsynced contents are unknown. The caller must not retry
+//!    the sync and carry on: it must treat everything after its last durable point as lost and recover
+//!    from there (the PostgreSQL fsync lesson of 2018).
+//! 4. `read_at` may return fewer bytes than asked only at end of file. Reads may return corrupt bytes
+//!    (bit flips); every on-disk format carries checksums for that reason.
+//! 5. Implementations never block the async runtime: blocking calls run on an I/O thread.
+//! 6. Operations on one file are applied in the order their futures were created and awaited by the
+//!    caller; callers that need ordering await one operation before issuing the next.
+
+pub mod file;
+pub mod memory;
+
+use bytes::Bytes;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+
+pub use file::FileStorage;
+pub use memory::MemoryStorage;
+
+/// A boxed future, so that `Storage` stays object safe (`Arc<dyn Storage>`).
+pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = io::Result<T>> + Send + 'a>>;
+
+/// An open file. Handles are cheap to copy and stay valid until [`Storage::close`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub u64);
+
+pub trait Storage: Send + Sync + 'static {
+    /// Creates a directory and its parents (entries durable after `sync_dir` of each parent).
+    fn create_dir_all<'a>(&'a self, dir: &'a str) -> StorageFuture<'a, ()>;
+    /// Opens a file for reading and writing, creating it when `create` is set.
+    fn open<'a>(&'a self, path: &'a str, create: bool) -> StorageFuture<'a, FileId>;
+    /// Releases a handle. Unsynced data stays pending (closing does not make it durable).
+    fn close(&self, file: FileId) -> StorageFuture<'_, ()>;
+    /// Current length of the file as seen by reads (including unsynced writes).
+    fn len(&self, file: FileId) -> StorageFuture<'_, u64>;
+    /// Reads up to `len` bytes at `pos`; shorter only at end of file.
+    fn read_at(&self, file: FileId, pos: u64, len: usize) -> StorageFuture<'_, Bytes>;
+    /// Writes all of `data` at `pos`, extending the file when needed.
+    fn write_at(&self, file: FileId, pos: u64, data: Bytes) -> StorageFuture<'_, ()>;
+    /// Makes every write to this file so far durable (fdatasync).
+    fn sync_data(&self, file: FileId) -> StorageFuture<'_, ()>;
+    /// Cuts the file to `len` bytes (durable after `sync_data`).
+    fn truncate(&self, file: FileId, len: u64) -> StorageFuture<'_, ()>;
+    /// Makes the directory's entries (creations, renames, removals) durable.
+    fn sync_dir<'a>(&'a self, dir: &'a str) -> StorageFuture<'a, ()>;
+    /// Atomically renames a file (durable after `sync_dir` of both parents).
+    fn rename<'a>(&'a self, from: &'a str, to: &'a str) -> StorageFuture<'a, ()>;
+    /// Removes a file or an empty directory (durable after `sync_dir` of the parent).
+    fn remove<'a>(&'a self, path: &'a str) -> StorageFuture<'a, ()>;
+    /// Removes a directory and everything below it.
+    fn remove_dir_all<'a>(&'a self, dir: &'a str) -> StorageFuture<'a, ()>;
+    /// Names (not paths) of the entries in a directory, sorted. A missing directory is `NotFound`.
+    fn list<'a>(&'a self, dir: &'a str) -> StorageFuture<'a, Vec<String>>;
+}
+
+/// Parent directory of a storage path (`""` for the root).
+pub fn parent(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
+}
