@@ -1,5 +1,5 @@
 //! The one interface to disk. Everything gregor persists goes through [`Storage`]; the Linux
-//! implementation ([`file::FileStorage`]) is the only code that names `std::fs`, and the
+//! implementation (`file::FileStorage`) is the only code that names `std::fs`, and the
 //! simulator swaps in a disk that loses, tears and corrupts writes.
 //!
 //! # Contract
@@ -17,16 +17,10 @@
 //! 6. Operations on one file are applied in the order their futures were created and awaited by the
 //!    caller; callers that need ordering await one operation before issuing the next.
 
-pub mod file;
-pub mod memory;
-
 use bytes::Bytes;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-
-pub use file::FileStorage;
-pub use memory::MemoryStorage;
 
 /// A boxed future, so that `Storage` stays object safe (`Arc<dyn Storage>`).
 pub type StorageFuture<'a, T> = Pin<Box<dyn Future<Output = io::Result<T>> + Send + 'a>>;
