@@ -10,5 +10,6 @@
 //! More modules (`core/` state machines, `runtime/` driver) arrive with the broker; see
 //! `ARCHITECTURE.md` for the shape they take.
 
+pub mod config;
 pub mod protocol;
 pub mod storage;
