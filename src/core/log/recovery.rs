@@ -1,0 +1,108 @@
+//! Recovery decisions over bytes read back from disk. The driver reads; these functions decide
+//! what is valid, where a torn or corrupt tail starts and what the indexes must say.
+
+use super::index::{OffsetEntry, SegmentIndex, TimeEntry};
+use super::partition::Segment;
+use crate::protocol::records::batch::BatchHeader;
+use bytes::Bytes;
+
+/// The result of scanning one segment file from its start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedSegment {
+    pub segment: Segment,
+    /// Bytes of the file that hold whole, valid batches; anything after is cut.
+    pub valid_len: u64,
+    /// How many bytes were cut (a torn or corrupt tail).
+    pub truncated_bytes: u64,
+}
+
+/// Scans `data` (a whole `.log` file) batch by batch: each batch must parse, pass its CRC and
+/// continue the offsets of the one before. The first batch that fails ends the valid prefix.
+/// Indexes are rebuilt exactly as `PartitionLog::append` would have built them.
+pub fn scan_segment(base_offset: i64, data: &Bytes, index_interval_bytes: u32, created_ms: i64) -> ScannedSegment {
+    let mut seg = Segment::new(base_offset, created_ms);
+    let mut pos = 0usize;
+    while let Some(rest) = data.get(pos..) {
+        let Ok(header) = BatchHeader::parse(rest) else { break };
+        let Some(len) = header.total_len().filter(|&l| l <= rest.len()) else { break };
+        let Some(batch) = rest.get(..len) else { break };
+        if !header.crc_matches(batch) || header.base_offset < seg.next_offset {
+            break;
+        }
+        let last_offset = header.base_offset.saturating_add(i64::from(header.last_offset_delta));
+        let rel = |o: i64| u32::try_from(o - base_offset).ok();
+        let (Some(rel_base), Some(rel_last)) = (rel(header.base_offset), rel(last_offset)) else { break };
+        if seg.size == 0 || seg.bytes_since_index > u64::from(index_interval_bytes) {
+            seg.index.offsets.push(OffsetEntry { relative_offset: rel_base, position: pos as u32 });
+            seg.bytes_since_index = 0;
+        }
+        if header.max_timestamp > seg.max_timestamp {
+            seg.index.times.push(TimeEntry { timestamp: header.max_timestamp, relative_offset: rel_last });
+            seg.max_timestamp = header.max_timestamp;
+        }
+        seg.size += len as u64;
+        seg.bytes_since_index += len as u64;
+        seg.next_offset = last_offset + 1;
+        pos += len;
+    }
+    let valid_len = pos as u64;
+    ScannedSegment { segment: seg, valid_len, truncated_bytes: data.len() as u64 - valid_len }
+}
+
+/// Rebuilds a sealed segment (one that was synced when the next one rolled, so it needs no
+/// scan) from its index files. Its end is the next segment's base offset. `None` when the indexes
+/// are damaged: scan it instead.
+pub fn sealed_segment(
+    base_offset: i64,
+    next_base_offset: i64,
+    size: u64,
+    offset_index: &[u8],
+    time_index: &[u8],
+    created_ms: i64,
+) -> Option<Segment> {
+    let index = SegmentIndex::parse(offset_index, time_index, size)?;
+    if next_base_offset < base_offset {
+        return None;
+    }
+    let mut seg = Segment::new(base_offset, created_ms);
+    seg.next_offset = next_base_offset;
+    seg.size = size;
+    seg.max_timestamp = index.times.last().map_or(-1, |t| t.timestamp);
+    seg.index = index;
+    Some(seg)
+}
+
+/// Drops the leading batches of a read that end below `offset`, and any partial batch at the end
+/// unless it is the only one (a client then asks for more). Returns the bytes to send.
+pub fn trim_to_offset(data: Bytes, offset: i64, max_bytes: usize) -> Bytes {
+    let mut start = None;
+    let mut end = 0usize;
+    let mut pos = 0usize;
+    while let Some(rest) = data.get(pos..) {
+        let Ok(header) = BatchHeader::parse(rest) else { break };
+        let Some(len) = header.total_len() else { break };
+        let last = header.base_offset.saturating_add(i64::from(header.last_offset_delta));
+        if last < offset {
+            pos += len;
+            continue;
+        }
+        let first = *start.get_or_insert(pos);
+        if len > rest.len() {
+            // A partial batch: keep it only if nothing whole precedes it (the client will grow its
+            // fetch size), trimmed to what was asked.
+            if end == first {
+                end = pos + rest.len().min(max_bytes);
+            }
+            break;
+        }
+        if end > first && pos + len - first > max_bytes {
+            break;
+        }
+        pos += len;
+        end = pos;
+    }
+    match start {
+        Some(s) if end > s => data.slice(s..end),
+        _ => Bytes::new(),
+    }
+}
