@@ -3,7 +3,7 @@
 use super::index::{OffsetEntry, SegmentIndex, TimeEntry};
 use crate::config::LogConfig;
 use crate::protocol::error::ErrorCode;
-use crate::protocol::records::batch::{self, BatchHeader};
+use crate::protocol::records::batch::{assign_offsets, BatchHeader, OffsetAssignment};
 use bytes::{Bytes, BytesMut};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -223,12 +223,16 @@ impl PartitionLog {
         if batch.len() > self.config.max_message_bytes as usize {
             return Err(LogError::MessageTooLarge { size: batch.len() });
         }
-        let header = BatchHeader::parse(&batch).map_err(|e| LogError::InvalidBatch(e.code()))?;
+        let header = BatchHeader::parse(&batch).map_err(|e| LogError::InvalidBatch(e.error_code()))?;
         let base_offset = self.log_end_offset();
         let last_offset = base_offset + i64::from(header.last_offset_delta);
         let append_time = self.config.log_append_time.then_some(now_ms);
-        batch::assign_offsets(&mut batch, base_offset, leader_epoch, append_time)
-            .map_err(|e| LogError::InvalidBatch(e.code()))?;
+        let assignment = OffsetAssignment {
+            base_offset,
+            partition_leader_epoch: leader_epoch,
+            log_append_time: append_time,
+        };
+        assign_offsets(&mut batch, &assignment).map_err(|e| LogError::InvalidBatch(e.error_code()))?;
         let max_timestamp = append_time.unwrap_or(header.max_timestamp);
         let data = batch.freeze();
 
@@ -259,7 +263,7 @@ impl PartitionLog {
         seg.bytes_since_index += data.len() as u64;
         assert!(last_offset >= seg.next_offset, "offsets only grow");
         seg.next_offset = last_offset + 1;
-        self.unsynced_records += u64::from(header.records_count.max(1) as u32);
+        self.unsynced_records += u64::from(header.record_count.max(1) as u32);
         Ok(Appended { base_offset, last_offset, max_timestamp, ops })
     }
 

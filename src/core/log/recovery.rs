@@ -3,7 +3,7 @@
 
 use super::index::{OffsetEntry, SegmentIndex, TimeEntry};
 use super::partition::Segment;
-use crate::protocol::records::batch::BatchHeader;
+use crate::protocol::records::batch::{Batch, BatchHeader};
 use bytes::Bytes;
 
 /// The result of scanning one segment file from its start.
@@ -24,9 +24,9 @@ pub fn scan_segment(base_offset: i64, data: &Bytes, index_interval_bytes: u32, c
     let mut pos = 0usize;
     while let Some(rest) = data.get(pos..) {
         let Ok(header) = BatchHeader::parse(rest) else { break };
-        let Some(len) = header.total_len().filter(|&l| l <= rest.len()) else { break };
-        let Some(batch) = rest.get(..len) else { break };
-        if !header.crc_matches(batch) || header.base_offset < seg.next_offset {
+        let Some(len) = header.size_in_bytes().filter(|&l| l <= rest.len()) else { break };
+        let intact = Batch::parse(data.slice(pos..pos + len)).is_ok_and(|b| b.verify_crc().is_ok());
+        if !intact || header.base_offset < seg.next_offset {
             break;
         }
         let last_offset = header.base_offset.saturating_add(i64::from(header.last_offset_delta));
@@ -72,19 +72,23 @@ pub fn sealed_segment(
     Some(seg)
 }
 
-/// Drops the leading batches of a read that end below `offset`, and any partial batch at the end
-/// unless it is the only one (a client then asks for more). Returns the bytes to send.
-pub fn trim_to_offset(data: Bytes, offset: i64, max_bytes: usize) -> Bytes {
+/// Drops the leading batches of a read that end below `offset`, everything from the high
+/// watermark on, and any partial batch at the end unless it is the only one (a client then asks
+/// for more). Returns the bytes to send.
+pub fn trim_to_offset(data: Bytes, offset: i64, max_bytes: usize, high_watermark: i64) -> Bytes {
     let mut start = None;
     let mut end = 0usize;
     let mut pos = 0usize;
     while let Some(rest) = data.get(pos..) {
         let Ok(header) = BatchHeader::parse(rest) else { break };
-        let Some(len) = header.total_len() else { break };
+        let Some(len) = header.size_in_bytes() else { break };
         let last = header.base_offset.saturating_add(i64::from(header.last_offset_delta));
         if last < offset {
             pos += len;
             continue;
+        }
+        if header.base_offset >= high_watermark {
+            break;
         }
         let first = *start.get_or_insert(pos);
         if len > rest.len() {

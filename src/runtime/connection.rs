@@ -1,0 +1,188 @@
+//! One client connection: frames in, decoded requests to the node loop, responses back out in
+//! request order. Backpressure: at most `queued.max.requests` requests in flight per connection
+//! (the reader stops reading until the writer catches up). Undecodable input closes only this
+//! connection.
+
+use super::node::Inbound;
+use crate::core::broker::ReplyTo;
+use crate::protocol::api_versions;
+use crate::protocol::frame::FrameDecoder;
+use crate::protocol::generated::ResponseBody;
+use crate::protocol::header;
+use bytes::{Bytes, BytesMut};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, Semaphore};
+
+/// What the node loop sends back for a request.
+#[derive(Debug)]
+pub enum Reply {
+    Body(ResponseBody),
+    /// Already encoded (without the size prefix).
+    Encoded(Bytes),
+    /// `acks=0`: nothing to write.
+    Nothing,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_frame: usize,
+    pub max_in_flight: usize,
+    pub idle_timeout: Duration,
+}
+
+struct Expected {
+    seq: u64,
+    correlation_id: i32,
+    api_key: i16,
+    api_version: i16,
+}
+
+/// Serves one connection until the peer closes it, it sends garbage, it idles too long, or the
+/// node loop goes away.
+pub async fn serve<S>(stream: S, conn: u64, to_node: mpsc::UnboundedSender<Inbound>, limits: Limits)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    let (reply_tx, reply_rx) = mpsc::unbounded_channel::<(u64, Reply)>();
+    let (expect_tx, expect_rx) = mpsc::unbounded_channel::<Expected>();
+    let permits = Arc::new(Semaphore::new(limits.max_in_flight));
+    if to_node.send(Inbound::Open { conn, replies: reply_tx.clone() }).is_err() {
+        return;
+    }
+    let write = write_loop(writer, reply_rx, expect_rx, permits.clone());
+    let read = read_loop(reader, conn, &to_node, reply_tx, expect_tx, permits, limits);
+    tokio::select! {
+        _ = write => {}
+        _ = read => {}
+    }
+    let _ = to_node.send(Inbound::Closed { conn });
+}
+
+async fn read_loop<R: AsyncRead>(
+    reader: R,
+    conn: u64,
+    to_node: &mpsc::UnboundedSender<Inbound>,
+    replies: mpsc::UnboundedSender<(u64, Reply)>,
+    expect: mpsc::UnboundedSender<Expected>,
+    permits: Arc<Semaphore>,
+    limits: Limits,
+) {
+    tokio::pin!(reader);
+    let mut decoder = FrameDecoder::new(limits.max_frame);
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let mut seq = 0u64;
+    loop {
+        loop {
+            let frame = match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(conn, error = %e, "bad frame; closing connection");
+                    return;
+                }
+            };
+            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            permit.forget();
+            seq += 1;
+            if !dispatch(frame, conn, seq, to_node, &replies, &expect) {
+                return;
+            }
+        }
+        let read = tokio::time::timeout(limits.idle_timeout, reader.read_buf(&mut buf)).await;
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(_)) => {}
+            Err(_) if permits.available_permits() == limits.max_in_flight => {
+                tracing::debug!(conn, "idle connection closed");
+                return;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Decodes one request and hands it to the node loop. `false` closes the connection.
+fn dispatch(
+    frame: Bytes,
+    conn: u64,
+    seq: u64,
+    to_node: &mpsc::UnboundedSender<Inbound>,
+    replies: &mpsc::UnboundedSender<(u64, Reply)>,
+    expect: &mpsc::UnboundedSender<Expected>,
+) -> bool {
+    let Some((api_key, api_version, correlation_id)) = header::peek_request(&frame) else { return false };
+    let expected = Expected { seq, correlation_id, api_key, api_version };
+    if !api_versions::is_supported(api_key, api_version) {
+        // KIP-511: a too-new ApiVersions request still gets an answer the client can parse.
+        return match api_versions::unsupported_api_versions_response(correlation_id, api_key, api_version) {
+            Some(bytes) => expect.send(expected).is_ok() && replies.send((seq, Reply::Encoded(bytes))).is_ok(),
+            None => {
+                tracing::debug!(conn, api_key, api_version, "unsupported request version; closing");
+                false
+            }
+        };
+    }
+    match header::decode_request(frame) {
+        Ok((_, body)) => {
+            let reply = ReplyTo { conn, seq };
+            expect.send(expected).is_ok() && to_node.send(Inbound::Request { reply, api_key, api_version, body }).is_ok()
+        }
+        Err(e) => {
+            tracing::debug!(conn, api_key, api_version, error = %e, "undecodable request; closing");
+            false
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite>(
+    writer: W,
+    mut replies: mpsc::UnboundedReceiver<(u64, Reply)>,
+    mut expect: mpsc::UnboundedReceiver<Expected>,
+    permits: Arc<Semaphore>,
+) {
+    tokio::pin!(writer);
+    let mut queue: VecDeque<Expected> = VecDeque::new();
+    let mut arrived: BTreeMap<u64, Reply> = BTreeMap::new();
+    let mut out = BytesMut::new();
+    loop {
+        tokio::select! {
+            e = expect.recv() => match e {
+                Some(e) => queue.push_back(e),
+                None => return,
+            },
+            r = replies.recv() => match r {
+                Some((seq, reply)) => { arrived.insert(seq, reply); }
+                None => return,
+            },
+        }
+        // Write every response that is next in request order.
+        while let Some(next) = queue.front() {
+            let Some(reply) = arrived.remove(&next.seq) else { break };
+            let Some(e) = queue.pop_front() else { break };
+            permits.add_permits(1);
+            let bytes = match reply {
+                Reply::Nothing => continue,
+                Reply::Encoded(b) => b,
+                Reply::Body(body) => match header::encode_response(e.correlation_id, e.api_key, e.api_version, &body) {
+                    Ok(b) => b.freeze(),
+                    Err(err) => {
+                        tracing::error!(api_key = e.api_key, api_version = e.api_version, error = %err, "cannot encode response");
+                        return;
+                    }
+                },
+            };
+            out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        if !out.is_empty() {
+            if writer.write_all(&out).await.is_err() {
+                return;
+            }
+            out.clear();
+        }
+    }
+}

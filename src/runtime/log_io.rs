@@ -1,0 +1,192 @@
+//! Carries out the partition log's storage work and reads it back at start-up. The decisions
+//! (what to write, what is valid, where to cut) come from `core::log`; this module only moves
+//! bytes through the `Storage` trait.
+
+use crate::config::LogConfig;
+use crate::core::log::recovery::{scan_segment, sealed_segment};
+use crate::core::log::{FileKind, LogFile, LogOp, PartitionLog, ReadPlan};
+use crate::storage::{FileId, Storage};
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::Arc;
+
+/// Open file handles of one partition directory.
+pub struct LogFiles {
+    storage: Arc<dyn Storage>,
+    dir: String,
+    open: BTreeMap<LogFile, FileId>,
+}
+
+impl LogFiles {
+    pub fn new(storage: Arc<dyn Storage>, dir: String) -> LogFiles {
+        LogFiles { storage, dir, open: BTreeMap::new() }
+    }
+
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    fn path(&self, file: LogFile) -> String {
+        format!("{}/{}", self.dir, file.name())
+    }
+
+    async fn handle(&mut self, file: LogFile, create: bool) -> io::Result<FileId> {
+        if let Some(id) = self.open.get(&file) {
+            return Ok(*id);
+        }
+        let id = self.storage.open(&self.path(file), create).await?;
+        self.open.insert(file, id);
+        Ok(id)
+    }
+
+    /// Executes ops in order. Stops at the first error: the caller must then treat the log's
+    /// unsynced tail as lost and recover (storage contract rule 3).
+    pub async fn execute(&mut self, ops: &[LogOp]) -> io::Result<()> {
+        for op in ops {
+            self.execute_one(op).await?;
+        }
+        Ok(())
+    }
+
+    async fn execute_one(&mut self, op: &LogOp) -> io::Result<()> {
+        match op {
+            LogOp::CreateSegment { base_offset } => {
+                for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
+                    self.handle(LogFile { base_offset: *base_offset, kind }, true).await?;
+                }
+                self.storage.sync_dir(&self.dir).await
+            }
+            LogOp::Write { file, pos, data } => {
+                let id = self.handle(*file, true).await?;
+                self.storage.write_at(id, *pos, data.clone()).await
+            }
+            LogOp::Truncate { file, len } => {
+                let id = self.handle(*file, true).await?;
+                self.storage.truncate(id, *len).await
+            }
+            LogOp::Sync { base_offset } => {
+                for kind in [FileKind::Index, FileKind::TimeIndex, FileKind::Log] {
+                    let id = self.handle(LogFile { base_offset: *base_offset, kind }, true).await?;
+                    self.storage.sync_data(id).await?;
+                }
+                Ok(())
+            }
+            LogOp::DeleteSegment { base_offset } => {
+                for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
+                    let file = LogFile { base_offset: *base_offset, kind };
+                    if let Some(id) = self.open.remove(&file) {
+                        self.storage.close(id).await?;
+                    }
+                    match self.storage.remove(&self.path(file)).await {
+                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                        _ => {}
+                    }
+                }
+                self.storage.sync_dir(&self.dir).await
+            }
+        }
+    }
+
+    /// Reads the range a `PartitionLog::read` planned.
+    pub async fn read(&mut self, plan: &ReadPlan) -> io::Result<Bytes> {
+        let len = usize::try_from(plan.len).unwrap_or(usize::MAX);
+        let id = self.handle(plan.file, false).await?;
+        self.storage.read_at(id, plan.position, len).await
+    }
+
+    pub async fn close_all(&mut self) {
+        for (_, id) in std::mem::take(&mut self.open) {
+            let _ = self.storage.close(id).await;
+        }
+    }
+
+    async fn read_whole(&mut self, file: LogFile) -> io::Result<Bytes> {
+        let id = self.handle(file, true).await?;
+        let len = self.storage.len(id).await?;
+        self.storage.read_at(id, 0, usize::try_from(len).unwrap_or(usize::MAX)).await
+    }
+
+    /// Reads a whole segment's `.log` file.
+    pub async fn read_segment(&mut self, base_offset: i64, size: u64) -> io::Result<Bytes> {
+        let file = LogFile { base_offset, kind: FileKind::Log };
+        let id = self.handle(file, false).await?;
+        self.storage.read_at(id, 0, usize::try_from(size).unwrap_or(usize::MAX)).await
+    }
+
+    /// Opens the partition log in this directory, creating it if absent. Sealed segments are
+    /// loaded from their indexes (scanned if those are damaged); the last segment is always
+    /// scanned, its torn or corrupt tail cut, and its indexes rewritten.
+    pub async fn open_log(&mut self, config: LogConfig, now_ms: i64) -> io::Result<Opened> {
+        let names = match self.storage.list(&self.dir).await {
+            Ok(names) => names,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.storage.create_dir_all(&self.dir).await?;
+                self.storage.sync_dir(crate::storage::parent(&self.dir)).await?;
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        let bases: Vec<i64> = names.iter().filter_map(|n| LogFile::parse_log_name(n)).collect();
+        if bases.is_empty() {
+            let (log, op) = PartitionLog::create(config, now_ms);
+            self.execute_one(&op).await?;
+            return Ok(Opened { log, truncated_bytes: 0, tail: Bytes::new() });
+        }
+        let mut segments = Vec::with_capacity(bases.len());
+        let mut truncated = 0;
+        let mut tail = Bytes::new();
+        for (i, &base) in bases.iter().enumerate() {
+            let log_file = LogFile { base_offset: base, kind: FileKind::Log };
+            let next_base = bases.get(i + 1).copied();
+            if let Some(next_base) = next_base {
+                let id = self.handle(log_file, false).await?;
+                let size = self.storage.len(id).await?;
+                let oi = self.read_whole(LogFile { base_offset: base, kind: FileKind::Index }).await?;
+                let ti = self.read_whole(LogFile { base_offset: base, kind: FileKind::TimeIndex }).await?;
+                if let Some(seg) = sealed_segment(base, next_base, size, &oi, &ti, now_ms) {
+                    segments.push(seg);
+                    continue;
+                }
+            }
+            let data = self.read_whole(log_file).await?;
+            let scanned = scan_segment(base, &data, config.index_interval_bytes, now_ms);
+            truncated += scanned.truncated_bytes;
+            let ops = rewrite_segment_files(&scanned.segment, scanned.valid_len);
+            self.execute(&ops).await?;
+            tail = data.slice(..scanned.valid_len as usize);
+            segments.push(scanned.segment);
+        }
+        let start = segments.first().map_or(0, |s| s.base_offset);
+        let log = PartitionLog::from_segments(config, segments, start, now_ms);
+        Ok(Opened { log, truncated_bytes: truncated, tail })
+    }
+}
+
+/// A recovered log, how much of a torn tail was cut, and the valid bytes of its last segment
+/// (to rebuild producer state from).
+pub struct Opened {
+    pub log: PartitionLog,
+    pub truncated_bytes: u64,
+    pub tail: Bytes,
+}
+
+/// Ops that make a scanned segment's files match its image: cut the log's tail, rewrite both
+/// indexes, and sync.
+fn rewrite_segment_files(seg: &crate::core::log::Segment, valid_len: u64) -> Vec<LogOp> {
+    let file = |kind| LogFile { base_offset: seg.base_offset, kind };
+    let offsets: Vec<u8> = seg.index.offsets.iter().flat_map(|e| e.encode()).collect();
+    let times: Vec<u8> = seg.index.times.iter().flat_map(|e| e.encode()).collect();
+    vec![
+        LogOp::Truncate { file: file(FileKind::Log), len: valid_len },
+        LogOp::Truncate { file: file(FileKind::Index), len: 0 },
+        LogOp::Write { file: file(FileKind::Index), pos: 0, data: offsets.into() },
+        LogOp::Truncate { file: file(FileKind::TimeIndex), len: 0 },
+        LogOp::Write { file: file(FileKind::TimeIndex), pos: 0, data: times.into() },
+        LogOp::Sync { base_offset: seg.base_offset },
+    ]
+}

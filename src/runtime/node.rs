@@ -1,0 +1,171 @@
+//! The node loop: the one task that owns the broker machine. It feeds the machine requests,
+//! storage completions and timeouts, and carries out what the machine asks for.
+
+use super::clock::Clock;
+use super::connection::Reply;
+use super::executor::{self, Done, Job};
+use super::log_io::LogFiles;
+use crate::core::broker::fetch::FetchReply;
+use crate::core::broker::{Broker, LogTarget, Output, ReplyTo, RequestContext};
+use crate::core::log::recovery::trim_to_offset;
+use crate::protocol::generated::{RequestBody, ResponseBody};
+use crate::storage::Storage;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// Messages from connections to the node loop.
+pub enum Inbound {
+    Open { conn: u64, replies: mpsc::UnboundedSender<(u64, Reply)> },
+    Request { reply: ReplyTo, api_key: i16, api_version: i16, body: RequestBody },
+    Closed { conn: u64 },
+}
+
+pub struct Node {
+    broker: Broker,
+    storage: Arc<dyn Storage>,
+    clock: Clock,
+    conns: BTreeMap<u64, mpsc::UnboundedSender<(u64, Reply)>>,
+    executors: BTreeMap<LogTarget, mpsc::UnboundedSender<Job>>,
+    done_tx: mpsc::UnboundedSender<Done>,
+    done_rx: mpsc::UnboundedReceiver<Done>,
+    retention_interval: Duration,
+}
+
+impl Node {
+    pub fn new(broker: Broker, storage: Arc<dyn Storage>, clock: Clock) -> Node {
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let retention_interval = Duration::from_millis(broker.config().log_retention_check_interval_ms);
+        Node {
+            broker,
+            storage,
+            clock,
+            conns: BTreeMap::new(),
+            executors: BTreeMap::new(),
+            done_tx,
+            done_rx,
+            retention_interval,
+        }
+    }
+
+    /// Runs until `shutdown` resolves, then lets in-flight storage work finish.
+    pub async fn run(mut self, mut inbound: mpsc::UnboundedReceiver<Inbound>, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut retention = tokio::time::interval(self.retention_interval);
+        retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Flush checks for `flush.ms`; cheap when nothing is due.
+        let mut flush_tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            let deadline = self.broker.next_deadline().map(|d| self.clock.instant(d));
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = inbound.recv() => match msg {
+                    Some(msg) => self.on_inbound(msg),
+                    None => break,
+                },
+                Some(done) = self.done_rx.recv() => {
+                    self.broker.handle_storage_done(done.work, done.ok, self.clock.now());
+                }
+                _ = sleep => self.broker.handle_timeout(self.clock.now()),
+                _ = flush_tick.tick() => self.broker.handle_timeout(self.clock.now()),
+                _ = retention.tick() => self.broker.enforce_retention(self.clock.now()),
+                _ = &mut shutdown => break,
+            }
+            self.drain();
+        }
+        self.finish().await;
+    }
+
+    fn on_inbound(&mut self, msg: Inbound) {
+        match msg {
+            Inbound::Open { conn, replies } => {
+                self.conns.insert(conn, replies);
+            }
+            Inbound::Closed { conn } => {
+                self.conns.remove(&conn);
+            }
+            Inbound::Request { reply, api_key, api_version, body } => {
+                let ctx = RequestContext { reply, api_key, api_version };
+                self.broker.handle_request(ctx, body, self.clock.now());
+            }
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.broker.poll_output() {
+            match out {
+                Output::Respond { reply, body } => self.send(reply, Reply::Body(body)),
+                Output::NoResponse { reply } => self.send(reply, Reply::Nothing),
+                Output::Storage { work, target, ops } => {
+                    let _ = self.executor(&target).send(Job::Work { work, ops });
+                }
+                Output::Fetch(fetch) => self.start_fetch(fetch),
+                Output::RemoveLog { target } => {
+                    let _ = self.executor(&target).send(Job::Remove);
+                    self.executors.remove(&target);
+                }
+            }
+        }
+    }
+
+    fn send(&self, reply: ReplyTo, body: Reply) {
+        if let Some(conn) = self.conns.get(&reply.conn) {
+            let _ = conn.send((reply.seq, body));
+        }
+    }
+
+    fn executor(&mut self, target: &LogTarget) -> &mpsc::UnboundedSender<Job> {
+        let storage = &self.storage;
+        let done = &self.done_tx;
+        self.executors.entry(target.clone()).or_insert_with(|| {
+            executor::spawn(LogFiles::new(storage.clone(), target.dir()), done.clone())
+        })
+    }
+
+    /// Reads every planned range on its log's executor, fills the response, sends it; the node
+    /// loop does not wait for the reads.
+    fn start_fetch(&mut self, fetch: FetchReply) {
+        let FetchReply { reply, mut response, reads } = fetch;
+        let mut pending = Vec::with_capacity(reads.len());
+        for read in reads {
+            let (tx, rx) = oneshot::channel();
+            let _ = self.executor(&LogTarget::Partition(read.tp.clone())).send(Job::Read { plan: read.plan, reply: tx });
+            pending.push((read, rx));
+        }
+        let Some(conn) = self.conns.get(&reply.conn).cloned() else { return };
+        tokio::spawn(async move {
+            for (read, rx) in pending {
+                let Ok(Ok(bytes)) = rx.await else { continue };
+                let records = trim_to_offset(bytes, read.plan.offset, read.max_bytes, read.high_watermark);
+                if let Some(p) = response
+                    .responses
+                    .get_mut(read.topic_index)
+                    .and_then(|t| t.partitions.get_mut(read.partition_index))
+                {
+                    p.records = Some(records);
+                }
+            }
+            let _ = conn.send((reply.seq, Reply::Body(ResponseBody::Fetch(response))));
+        });
+    }
+
+    /// Graceful end: stop taking requests, let storage work already queued finish.
+    async fn finish(mut self) {
+        // Drop our own completion sender so the channel closes once every executor is done.
+        self.done_tx = mpsc::unbounded_channel().0;
+        self.executors.clear();
+        // Executors end when their queues close; wait for the completions still coming.
+        while let Ok(Some(done)) = tokio::time::timeout(Duration::from_secs(5), self.done_rx.recv()).await {
+            self.broker.handle_storage_done(done.work, done.ok, self.clock.now());
+            self.drain();
+            self.executors.clear();
+        }
+    }
+}

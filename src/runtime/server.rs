@@ -1,0 +1,179 @@
+//! Start-up and the listener: recover state from storage, build the broker machine, accept
+//! connections, run the node loop until shutdown. `gregor serve` and every simulated node run
+//! this same code; only the `Storage` differs.
+
+use super::clock::Clock;
+use super::connection::{self, Limits};
+use super::log_io::{LogFiles, Opened};
+use super::node::{Inbound, Node};
+use crate::config::{BrokerConfig, LogConfig};
+use crate::core::broker::metadata::{self, MetadataImage};
+use crate::core::broker::producer_state::ProducerStates;
+use crate::core::broker::{Broker, PartitionState, TopicPartition, METADATA_DIR};
+use crate::storage::Storage;
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: io::Error },
+    #[error("storage: {0}")]
+    Storage(#[from] io::Error),
+    #[error("corrupt metadata log: {0}")]
+    Metadata(String),
+}
+
+/// Runs a broker until `shutdown` resolves. `seed` feeds the broker's deterministic id source.
+/// `on_ready` is called with the bound addresses once the broker accepts connections.
+pub async fn serve(
+    config: BrokerConfig,
+    storage: Arc<dyn Storage>,
+    seed: u64,
+    on_ready: impl FnOnce(Vec<SocketAddr>),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let clock = Clock::start();
+    let broker = recover(&config, storage.clone(), seed, clock).await?;
+    let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
+    let limits = Limits {
+        max_frame: config.socket_request_max_bytes,
+        max_in_flight: config.queued_max_requests,
+        idle_timeout: Duration::from_millis(config.connections_max_idle_ms),
+    };
+    let mut bound = Vec::new();
+    let mut listeners = Vec::new();
+    for l in &config.listeners {
+        let addr = l.socket_addr().map_or_else(|| format!("{}:{}", l.host, l.port), |a| a.to_string());
+        let listener = tokio::net::TcpListener::bind(addr.as_str())
+            .await
+            .map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
+        bound.push(listener.local_addr()?);
+        listeners.push(listener);
+    }
+    tracing::info!(node_id = config.node_id, listeners = ?bound, dir = %config.log_dir, "gregor is ready");
+    on_ready(bound);
+    let mut accept_tasks = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        accept_tasks.push(tokio::spawn(accept_loop(listener, i as u64, inbound_tx.clone(), limits)));
+    }
+    drop(inbound_tx);
+    Node::new(broker, storage, clock).run(inbound_rx, shutdown).await;
+    for task in accept_tasks {
+        task.abort();
+    }
+    tracing::info!("gregor stopped");
+    Ok(())
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    listener_index: u64,
+    to_node: mpsc::UnboundedSender<Inbound>,
+    limits: Limits,
+) {
+    // Connection ids are unique across listeners: the listener index sits in the top bits.
+    let mut next = listener_index << 48;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                next += 1;
+                let _ = stream.set_nodelay(true);
+                tracing::debug!(%peer, conn = next, "connection accepted");
+                tokio::spawn(connection::serve(stream, next, to_node.clone(), limits));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// The metadata log's own settings: always synced before anything is acknowledged.
+fn metadata_log_config() -> LogConfig {
+    LogConfig {
+        max_message_bytes: 128 << 20,
+        segment_bytes: 64 << 20,
+        retention_ms: -1,
+        retention_bytes: -1,
+        flush_messages: Some(1),
+        ..LogConfig::default()
+    }
+}
+
+/// Rebuilds the broker from storage: cluster id, the metadata image (replayed from the metadata
+/// log), and every partition log (recovered, with its idempotent producer state).
+async fn recover(
+    config: &BrokerConfig,
+    storage: Arc<dyn Storage>,
+    seed: u64,
+    clock: Clock,
+) -> Result<Broker, ServeError> {
+    let now = clock.now();
+    let cluster_id = super::meta::load_or_create(&*storage, config.node_id, seed).await?;
+    let mut meta_files = LogFiles::new(storage.clone(), METADATA_DIR.to_string());
+    let Opened { log: metadata_log, .. } = meta_files.open_log(metadata_log_config(), now.wall_ms).await?;
+    let mut image = MetadataImage::default();
+    for seg in metadata_log.segments() {
+        let data = meta_files.read_segment(seg.base_offset, seg.size).await?;
+        for record in metadata::decode_batches(&data).map_err(|e| ServeError::Metadata(e.to_string()))? {
+            image.apply(&record);
+        }
+    }
+    meta_files.close_all().await;
+
+    let mut partitions = BTreeMap::new();
+    for (name, topic) in &image.topics {
+        let log_config = crate::config::topic_log_config(&config.log, &topic.configs).unwrap_or_else(|_| config.log.clone());
+        for partition in 0..topic.partitions {
+            let tp = TopicPartition::new(name, partition);
+            let mut files = LogFiles::new(storage.clone(), tp.dir());
+            let opened = files.open_log(log_config.clone(), now.wall_ms).await?;
+            files.close_all().await;
+            if opened.truncated_bytes > 0 {
+                tracing::warn!(partition = %tp.dir(), bytes = opened.truncated_bytes, "cut a torn or corrupt log tail");
+            }
+            let producers = producers_from(&opened.tail);
+            partitions.insert(tp, PartitionState::new(opened.log, producers));
+        }
+    }
+    remove_orphans(&*storage, &partitions).await;
+    tracing::info!(topics = image.topics.len(), partitions = partitions.len(), "recovered");
+    Ok(Broker::new(config.clone(), cluster_id, image, metadata_log, partitions, seed))
+}
+
+/// Idempotent producer state from the batches of the last segment.
+fn producers_from(tail: &Bytes) -> ProducerStates {
+    let mut producers = ProducerStates::default();
+    let batches = crate::protocol::records::batch::RecordBatches::new(tail.clone());
+    for header in batches.map_while(Result::ok).map(|b| *b.header()) {
+        if header.producer_id >= 0 {
+            let last = header.base_offset + i64::from(header.last_offset_delta);
+            producers.record(header.producer_id, header.producer_epoch, header.base_sequence, header.base_offset, last);
+        }
+    }
+    producers
+}
+
+/// Removes partition directories of topics that no longer exist (a delete interrupted by a crash).
+async fn remove_orphans(storage: &dyn Storage, partitions: &BTreeMap<TopicPartition, PartitionState>) {
+    let Ok(entries) = storage.list("").await else { return };
+    let live: std::collections::BTreeSet<String> = partitions.keys().map(TopicPartition::dir).collect();
+    for entry in entries {
+        let looks_like_partition = entry
+            .rsplit_once('-')
+            .is_some_and(|(topic, n)| !topic.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if looks_like_partition && entry != METADATA_DIR && !live.contains(&entry) {
+            tracing::info!(dir = %entry, "removing the log of a deleted topic");
+            let _ = storage.remove_dir_all(&entry).await;
+        }
+    }
+    let _ = storage.sync_dir("").await;
+}

@@ -1,0 +1,28 @@
+//! `cargo xtask test`: the whole test suite, as CI runs it.
+//! 1. unit, property and integration tests of every workspace crate (fuzz corpora run as tests);
+//! 2. the simulator: regression seeds, then a bounded sweep of fresh seeds.
+
+use std::process::Command;
+
+/// Seeds the bounded CI sweep covers per workload (a few minutes on 2 cores).
+const SWEEP_SEEDS: &str = "1..300";
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--no-sim");
+    step("cargo", &["test", "--workspace", "--all-features"])?;
+    if !quick {
+        step("cargo", &["sim", "regressions"])?;
+        step("cargo", &["sim", "sweep", "--seeds", SWEEP_SEEDS, "--jobs", "2"])?;
+    }
+    Ok(())
+}
+
+fn step(program: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("==> {program} {}", args.join(" "));
+    let status = Command::new(program).args(args).status().map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
+}
