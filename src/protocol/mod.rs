@@ -2,3 +2,7 @@
 //! values and back. Decoders never panic on any input (see `fuzz/`).
 
 pub mod primitives;
+
+// Error codes, framing and record batches.
+pub mod error;
+pub mod records;
