@@ -11,5 +11,6 @@
 //! `ARCHITECTURE.md` for the shape they take.
 
 pub mod config;
+pub mod core;
 pub mod protocol;
 pub mod storage;
