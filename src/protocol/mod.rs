@@ -5,4 +5,5 @@ pub mod primitives;
 
 // Error codes, framing and record batches.
 pub mod error;
+pub mod frame;
 pub mod records;

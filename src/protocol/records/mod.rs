@@ -14,14 +14,20 @@
 //! - [`builder`]: building a batch from records (clients, tests, internal topics)
 
 pub mod batch;
+pub mod builder;
 pub mod compression;
+pub mod control;
 mod crc;
+pub mod record;
 
 pub use batch::{
     assign_offsets, Batch, BatchAttributes, BatchHeader, OffsetAssignment, RecordBatches,
     TimestampType, BATCH_HEADER_LEN, LOG_OVERHEAD, MAGIC_V2,
 };
+pub use builder::BatchBuilder;
 pub use compression::Compression;
+pub use control::{ControlRecordKey, ControlRecordType, EndTxnMarker};
+pub use record::{Record, RecordHeader};
 
 use crate::protocol::error::ErrorCode;
 
@@ -71,3 +77,6 @@ impl RecordsError {
 }
 
 pub type RecordsResult<T> = Result<T, RecordsError>;
+
+#[cfg(test)]
+mod tests;
