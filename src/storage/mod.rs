@@ -14,8 +14,25 @@
 //! 4. `read_at` may return fewer bytes than asked only at end of file. Reads may return corrupt bytes
 //!    (bit flips); every on-disk format carries checksums for that reason.
 //! 5. Implementations never block the async runtime: blocking calls run on an I/O thread.
-//! 6. Operations on one file are applied in the order their futures were created and awaited by the
-//!    caller; callers that need ordering await one operation before issuing the next.
+//! 6. An operation takes its place when the method is called, not when its future is first polled:
+//!    operations on one file (and directory-entry operations among themselves) are applied in the
+//!    order the methods were called, even when the caller issues several before awaiting any.
+//!    Operations on different files may complete in any order. Dropping a future does not cancel an
+//!    operation that was already issued.
+//! 7. Paths are checked by [`path_components`]: no leading `/`, no empty, `.` or `..` component
+//!    (`io::ErrorKind::InvalidInput`). `""` names the root directory.
+//! 8. A [`FileId`] that was closed or never opened gives `io::ErrorKind::InvalidInput`. A handle stays
+//!    valid when its file is renamed or removed (the data lives until the handle is closed).
+
+pub mod file;
+pub mod memory;
+pub mod tree;
+
+#[cfg(any(test, feature = "storage-contract"))]
+pub mod contract;
+
+pub use file::FileStorage;
+pub use memory::MemoryStorage;
 
 use bytes::Bytes;
 use std::future::Future;
@@ -48,11 +65,12 @@ pub trait Storage: Send + Sync + 'static {
     fn truncate(&self, file: FileId, len: u64) -> StorageFuture<'_, ()>;
     /// Makes the directory's entries (creations, renames, removals) durable.
     fn sync_dir<'a>(&'a self, dir: &'a str) -> StorageFuture<'a, ()>;
-    /// Atomically renames a file (durable after `sync_dir` of both parents).
+    /// Atomically renames a file or directory, replacing an existing file at `to` (durable after
+    /// `sync_dir` of both parents).
     fn rename<'a>(&'a self, from: &'a str, to: &'a str) -> StorageFuture<'a, ()>;
     /// Removes a file or an empty directory (durable after `sync_dir` of the parent).
     fn remove<'a>(&'a self, path: &'a str) -> StorageFuture<'a, ()>;
-    /// Removes a directory and everything below it.
+    /// Removes a directory and everything below it (durable after `sync_dir` of the parent).
     fn remove_dir_all<'a>(&'a self, dir: &'a str) -> StorageFuture<'a, ()>;
     /// Names (not paths) of the entries in a directory, sorted. A missing directory is `NotFound`.
     fn list<'a>(&'a self, dir: &'a str) -> StorageFuture<'a, Vec<String>>;
@@ -61,4 +79,43 @@ pub trait Storage: Send + Sync + 'static {
 /// Parent directory of a storage path (`""` for the root).
 pub fn parent(path: &str) -> &str {
     path.rfind('/').map_or("", |i| &path[..i])
+}
+
+/// Checks a storage path and splits it into its components (`""` is the root, no components).
+pub fn path_components(path: &str) -> io::Result<Vec<&str>> {
+    if path.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts: Vec<&str> = path.split('/').collect();
+    for part in &parts {
+        if part.is_empty() || *part == "." || *part == ".." || part.contains('\0') {
+            return Err(invalid_path(path));
+        }
+    }
+    Ok(parts)
+}
+
+fn invalid_path(path: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!(
+            "invalid storage path {path:?}: use relative '/'-separated names without '.' or '..'"
+        ),
+    )
+}
+
+/// The error every implementation returns for a handle that is not open.
+pub fn unknown_file(file: FileId) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("file handle {} is not open", file.0),
+    )
+}
+
+/// `pos + len` as a file offset, or `InvalidInput` when it overflows.
+pub fn end_offset(pos: u64, len: usize) -> io::Result<u64> {
+    u64::try_from(len)
+        .ok()
+        .and_then(|len| pos.checked_add(len))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "file offset overflows u64"))
 }
