@@ -8,7 +8,11 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("invalid value for {key}: '{value}' ({expected})")]
-    InvalidValue { key: String, value: String, expected: &'static str },
+    InvalidValue {
+        key: String,
+        value: String,
+        expected: &'static str,
+    },
     #[error("line {line}: expected key=value, got '{text}'")]
     Syntax { line: usize, text: String },
 }
@@ -23,7 +27,11 @@ pub struct Listener {
 
 impl Listener {
     pub fn socket_addr(&self) -> Option<SocketAddr> {
-        let host = if self.host.is_empty() { "0.0.0.0" } else { &self.host };
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
         format!("{host}:{}", self.port).parse().ok()
     }
 }
@@ -93,7 +101,9 @@ impl LogConfig {
             .iter()
             .find(|(t, b)| *t == key || *b == key)
             .map(|(t, _)| *t);
-        let Some(topic_key) = topic_key else { return Ok(false) };
+        let Some(topic_key) = topic_key else {
+            return Ok(false);
+        };
         match topic_key {
             "segment.bytes" => self.segment_bytes = parse_min(key, value, 14)?,
             "segment.ms" => self.segment_ms = parse_min(key, value, 1)?,
@@ -133,9 +143,12 @@ impl LogConfig {
             "index.interval.bytes" => self.index_interval_bytes.to_string(),
             "flush.messages" => flush(self.flush_messages),
             "flush.ms" => flush(self.flush_ms),
-            "message.timestamp.type" => {
-                if self.log_append_time { "LogAppendTime" } else { "CreateTime" }.to_string()
+            "message.timestamp.type" => if self.log_append_time {
+                "LogAppendTime"
+            } else {
+                "CreateTime"
             }
+            .to_string(),
             "cleanup.policy" => self.cleanup_policy.clone(),
             _ => return None,
         })
@@ -149,12 +162,23 @@ fn parse_flush(key: &str, value: &str) -> Result<Option<u64>, ConfigError> {
 }
 
 fn invalid(key: &str, value: &str, expected: &'static str) -> ConfigError {
-    ConfigError::InvalidValue { key: key.into(), value: value.into(), expected }
+    ConfigError::InvalidValue {
+        key: key.into(),
+        value: value.into(),
+        expected,
+    }
 }
 
 fn parse_min<T: TryFrom<i64>>(key: &str, value: &str, min: i64) -> Result<T, ConfigError> {
-    let expected = if min < 0 { "an integer, -1 for none" } else { "a non-negative integer" };
-    let v: i64 = value.trim().parse().map_err(|_| invalid(key, value, expected))?;
+    let expected = if min < 0 {
+        "an integer, -1 for none"
+    } else {
+        "a non-negative integer"
+    };
+    let v: i64 = value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, expected))?;
     if v < min {
         return Err(invalid(key, value, "a larger integer"));
     }
@@ -162,7 +186,10 @@ fn parse_min<T: TryFrom<i64>>(key: &str, value: &str, min: i64) -> Result<T, Con
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
-    value.trim().parse().map_err(|_| invalid(key, value, "true or false"))
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "true or false"))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,7 +220,11 @@ pub struct BrokerConfig {
 
 impl Default for BrokerConfig {
     fn default() -> Self {
-        let listener = Listener { name: "PLAINTEXT".into(), host: "127.0.0.1".into(), port: 9092 };
+        let listener = Listener {
+            name: "PLAINTEXT".into(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+        };
         BrokerConfig {
             node_id: 1,
             listeners: vec![listener.clone()],
@@ -261,15 +292,20 @@ impl BrokerConfig {
                     }
                 }
                 "num.partitions" => config.num_partitions = parse_min(key, v, 1)?,
-                "auto.create.topics.enable" => config.auto_create_topics_enable = parse_bool(key, v)?,
-                "socket.request.max.bytes" => config.socket_request_max_bytes = parse_min(key, v, 1)?,
+                "auto.create.topics.enable" => {
+                    config.auto_create_topics_enable = parse_bool(key, v)?
+                }
+                "socket.request.max.bytes" => {
+                    config.socket_request_max_bytes = parse_min(key, v, 1)?
+                }
                 "connections.max.idle.ms" => config.connections_max_idle_ms = parse_min(key, v, 1)?,
                 "queued.max.requests" => config.queued_max_requests = parse_min(key, v, 1)?,
                 "log.retention.check.interval.ms" => {
                     config.log_retention_check_interval_ms = parse_min(key, v, 1)?
                 }
                 "log.retention.hours" => {
-                    config.log.retention_ms = parse_min::<i64>(key, v, -1)?.saturating_mul(3_600_000)
+                    config.log.retention_ms =
+                        parse_min::<i64>(key, v, -1)?.saturating_mul(3_600_000)
                 }
                 "log.retention.minutes" => {
                     config.log.retention_ms = parse_min::<i64>(key, v, -1)?.saturating_mul(60_000)
@@ -298,7 +334,10 @@ pub fn parse_properties(text: &str) -> Result<Vec<(String, String)>, ConfigError
             continue;
         }
         let Some(split) = line.find(['=', ':']) else {
-            return Err(ConfigError::Syntax { line: i + 1, text: line.to_string() });
+            return Err(ConfigError::Syntax {
+                line: i + 1,
+                text: line.to_string(),
+            });
         };
         let (key, value) = (line[..split].trim(), line[split + 1..].trim());
         out.push((key.to_string(), value.to_string()));
@@ -310,11 +349,22 @@ fn parse_listeners(key: &str, value: &str) -> Result<Vec<Listener>, ConfigError>
     let expected = "NAME://host:port[,NAME://host:port]";
     let mut out = Vec::new();
     for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let (name, rest) = item.split_once("://").ok_or_else(|| invalid(key, value, expected))?;
-        let (host, port) = rest.rsplit_once(':').ok_or_else(|| invalid(key, value, expected))?;
+        let (name, rest) = item
+            .split_once("://")
+            .ok_or_else(|| invalid(key, value, expected))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, value, expected))?;
         let port = port.parse().map_err(|_| invalid(key, value, expected))?;
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-        out.push(Listener { name: name.to_string(), host, port });
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        out.push(Listener {
+            name: name.to_string(),
+            host,
+            port,
+        });
     }
     if out.is_empty() {
         return Err(invalid(key, value, expected));
@@ -346,16 +396,23 @@ mod tests {
         let (c, w) = BrokerConfig::parse("", &[]).unwrap();
         assert!(w.is_empty());
         assert_eq!(c.node_id, 1);
-        assert_eq!(c.listeners[0].socket_addr(), Some("127.0.0.1:9092".parse().unwrap()));
+        assert_eq!(
+            c.listeners[0].socket_addr(),
+            Some("127.0.0.1:9092".parse().unwrap())
+        );
         assert_eq!(c.log_dir, "./data");
         assert_eq!(c.log.flush_messages, Some(1));
     }
 
     #[test]
     fn properties_file_and_overrides() {
-        let text = "# comment\nnode.id=3\nlisteners=PLAINTEXT://0.0.0.0:19092\nlog.dirs=/tmp/a,/tmp/b\n\
+        let text =
+            "# comment\nnode.id=3\nlisteners=PLAINTEXT://0.0.0.0:19092\nlog.dirs=/tmp/a,/tmp/b\n\
                     log.retention.hours=1\nnum.partitions: 6\nprocess.roles=broker,controller\n";
-        let overrides = vec![("advertised.listeners".to_string(), "PLAINTEXT://host:1".to_string())];
+        let overrides = vec![(
+            "advertised.listeners".to_string(),
+            "PLAINTEXT://host:1".to_string(),
+        )];
         let (c, w) = BrokerConfig::parse(text, &overrides).unwrap();
         assert!(w.is_empty(), "{w:?}");
         assert_eq!(c.node_id, 3);
@@ -368,9 +425,15 @@ mod tests {
     #[test]
     fn bad_values_name_the_key_and_unknown_keys_warn() {
         let err = BrokerConfig::parse("log.retention.ms=soon", &[]).unwrap_err();
-        assert_eq!(err.to_string(), "invalid value for log.retention.ms: 'soon' (an integer, -1 for none)");
+        assert_eq!(
+            err.to_string(),
+            "invalid value for log.retention.ms: 'soon' (an integer, -1 for none)"
+        );
         let (_, w) = BrokerConfig::parse("no.such.key=1", &[]).unwrap();
-        assert_eq!(w, vec!["unknown config key 'no.such.key' ignored".to_string()]);
+        assert_eq!(
+            w,
+            vec!["unknown config key 'no.such.key' ignored".to_string()]
+        );
         assert!(BrokerConfig::parse("listeners=localhost", &[]).is_err());
     }
 
@@ -378,7 +441,10 @@ mod tests {
     fn topic_overrides_validate() {
         let mut o = BTreeMap::new();
         o.insert("retention.ms".to_string(), "1000".to_string());
-        o.insert("message.timestamp.type".to_string(), "LogAppendTime".to_string());
+        o.insert(
+            "message.timestamp.type".to_string(),
+            "LogAppendTime".to_string(),
+        );
         let log = topic_log_config(&LogConfig::default(), &o).unwrap();
         assert_eq!(log.retention_ms, 1000);
         assert!(log.log_append_time);

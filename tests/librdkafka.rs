@@ -3,7 +3,9 @@
 mod common;
 
 use common::TestBroker;
-use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -27,7 +29,11 @@ impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
         match result {
-            Ok(m) => self.acked.lock().unwrap().push((m.partition(), m.offset(), m.key().unwrap_or_default().to_vec())),
+            Ok(m) => self.acked.lock().unwrap().push((
+                m.partition(),
+                m.offset(),
+                m.key().unwrap_or_default().to_vec(),
+            )),
             Err((e, _)) => self.failed.lock().unwrap().push(e.to_string()),
         }
     }
@@ -44,11 +50,17 @@ fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> (ThreadedProducer<Delive
         config.set(*k, *v);
     }
     let ctx = Deliveries::default();
-    (config.create_with_context(ctx.clone()).expect("producer"), ctx)
+    (
+        config.create_with_context(ctx.clone()).expect("producer"),
+        ctx,
+    )
 }
 
 fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
-    ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client")
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("admin client")
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -57,7 +69,11 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 /// rdkafka's admin futures need no particular runtime: a tiny current-thread runtime is enough.
 fn futures_executor_lite<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
@@ -65,14 +81,20 @@ fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, 
     for (k, v) in configs {
         topic = topic.set(k, v);
     }
-    let results = block_on(admin(bootstrap).create_topics(&[topic], &AdminOptions::new())).expect("create_topics");
+    let results = block_on(admin(bootstrap).create_topics(&[topic], &AdminOptions::new()))
+        .expect("create_topics");
     for r in results {
         r.expect("topic created");
     }
 }
 
 /// Reads every record of `topic` from the beginning until `expected` arrive (or a timeout).
-fn consume_all(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -> Vec<(i32, i64, Vec<u8>, Vec<u8>)> {
+fn consume_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expected: usize,
+) -> Vec<(i32, i64, Vec<u8>, Vec<u8>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "gregor-test-reader")
@@ -81,7 +103,8 @@ fn consume_all(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning).unwrap();
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
     }
     consumer.assign(&tpl).expect("assign");
     let mut out = Vec::with_capacity(expected);
@@ -89,7 +112,12 @@ fn consume_all(bootstrap: &str, topic: &str, partitions: i32, expected: usize) -
     while out.len() < expected && Instant::now() < deadline {
         if let Some(result) = consumer.poll(Duration::from_millis(200)) {
             let m = result.expect("consume");
-            out.push((m.partition(), m.offset(), m.key().unwrap_or_default().to_vec(), m.payload().unwrap_or_default().to_vec()));
+            out.push((
+                m.partition(),
+                m.offset(),
+                m.key().unwrap_or_default().to_vec(),
+                m.payload().unwrap_or_default().to_vec(),
+            ));
         }
     }
     out
@@ -117,10 +145,16 @@ fn produce_and_consume_with_every_codec() {
         for i in 0..PER_CODEC {
             let key = format!("key-{}", i % 997);
             let value = payload_for(&format!("{key}-{i}"));
-            producer.send(BaseRecord::to(&topic).key(&key).payload(&value)).expect("enqueue");
+            producer
+                .send(BaseRecord::to(&topic).key(&key).payload(&value))
+                .expect("enqueue");
         }
         producer.flush(Duration::from_secs(60)).expect("flush");
-        assert!(deliveries.failed.lock().unwrap().is_empty(), "{codec}: {:?}", deliveries.failed.lock().unwrap());
+        assert!(
+            deliveries.failed.lock().unwrap().is_empty(),
+            "{codec}: {:?}",
+            deliveries.failed.lock().unwrap()
+        );
         let acked = deliveries.acked.lock().unwrap().clone();
         assert_eq!(acked.len(), PER_CODEC, "{codec}: every record acknowledged");
 
@@ -131,16 +165,31 @@ fn produce_and_consume_with_every_codec() {
         let mut key_partition: BTreeMap<Vec<u8>, i32> = BTreeMap::new();
         for (partition, offset, key, value) in &records {
             let expect = next.entry(*partition).or_insert(0);
-            assert_eq!(offset, expect, "{codec}: partition {partition} offsets are dense and ordered");
+            assert_eq!(
+                offset, expect,
+                "{codec}: partition {partition} offsets are dense and ordered"
+            );
             *expect += 1;
-            assert_eq!(*key_partition.entry(key.clone()).or_insert(*partition), *partition, "{codec}: key stability");
-            assert!(value.starts_with(key), "{codec}: payload belongs to its key");
+            assert_eq!(
+                *key_partition.entry(key.clone()).or_insert(*partition),
+                *partition,
+                "{codec}: key stability"
+            );
+            assert!(
+                value.starts_with(key),
+                "{codec}: payload belongs to its key"
+            );
         }
         assert_eq!(next.len(), 3, "{codec}: all partitions used");
         // What the producer was told matches what is there.
-        let stored: BTreeMap<(i32, i64), &Vec<u8>> = records.iter().map(|(p, o, k, _)| ((*p, *o), k)).collect();
+        let stored: BTreeMap<(i32, i64), &Vec<u8>> =
+            records.iter().map(|(p, o, k, _)| ((*p, *o), k)).collect();
         for (p, o, k) in &acked {
-            assert_eq!(stored.get(&(*p, *o)), Some(&k), "{codec}: acked record at {p}/{o}");
+            assert_eq!(
+                stored.get(&(*p, *o)),
+                Some(&k),
+                "{codec}: acked record at {p}/{o}"
+            );
         }
     }
 }

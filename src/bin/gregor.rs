@@ -60,12 +60,15 @@ fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> Result<(), String> {
     let text = match &args.config {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
         None => String::new(),
     };
     let mut overrides = Vec::new();
     for item in &args.set {
-        let (k, v) = item.split_once('=').ok_or_else(|| format!("--set expects KEY=VALUE, got '{item}'"))?;
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--set expects KEY=VALUE, got '{item}'"))?;
         overrides.push((k.trim().to_string(), v.trim().to_string()));
     }
     if let Some(addr) = &args.listen {
@@ -81,7 +84,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     for w in warnings {
         tracing::warn!("{w}");
     }
-    std::fs::create_dir_all(&config.log_dir).map_err(|e| format!("cannot create {}: {e}", config.log_dir))?;
+    std::fs::create_dir_all(&config.log_dir)
+        .map_err(|e| format!("cannot create {}: {e}", config.log_dir))?;
     let storage = FileStorage::open(PathBuf::from(&config.log_dir))
         .map_err(|e| format!("cannot open data directory {}: {e}", config.log_dir))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -93,7 +97,13 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .map_or(0, |d| d.as_nanos() as u64)
         ^ u64::from(std::process::id());
     runtime
-        .block_on(gregor::runtime::serve(config, Arc::new(storage), seed, |_| {}, shutdown_signal()))
+        .block_on(gregor::runtime::serve(
+            config,
+            Arc::new(storage),
+            seed,
+            |_| {},
+            shutdown_signal(),
+        ))
         .map_err(|e| e.to_string())
 }
 
@@ -102,10 +112,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or(()),
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -41,13 +41,21 @@ impl TestBroker {
             ("listeners".into(), "PLAINTEXT://127.0.0.1:0".into()),
             ("log.dirs".into(), dir.display().to_string()),
         ];
-        props.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        props.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
         let (config, _) = BrokerConfig::parse("", &props).expect("valid test config");
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let storage_dir = dir.clone();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
             let storage = Arc::new(FileStorage::open(storage_dir).expect("open storage"));
             let result = rt.block_on(gregor::runtime::serve(
                 config,
@@ -62,8 +70,15 @@ impl TestBroker {
             ));
             result.expect("broker ran");
         });
-        let addr = ready_rx.recv_timeout(Duration::from_secs(30)).expect("broker started");
-        TestBroker { addr, dir, stop: Some(stop_tx), thread: Some(thread) }
+        let addr = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("broker started");
+        TestBroker {
+            addr,
+            dir,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
     }
 
     pub fn bootstrap(&self) -> String {
@@ -132,5 +147,9 @@ impl Drop for BrokerProcess {
 
 /// A free port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

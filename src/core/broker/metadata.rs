@@ -179,3 +179,28 @@ mod tests {
         assert!(!valid_topic_name(&"x".repeat(250)));
     }
 }
+
+/// One metadata-log batch holding `records` (uncompressed, record values only).
+pub fn encode_batch(records: &[MetadataRecord], now_ms: i64) -> bytes::BytesMut {
+    use crate::protocol::records::{builder::BatchBuilder, compression::Compression};
+    let mut builder = BatchBuilder::new(Compression::None);
+    for record in records {
+        // Pushing a value-only record with one timestamp cannot fail.
+        let _ = builder.push(now_ms, None, Some(record.encode()), Vec::new());
+    }
+    builder.build().map(|b| BytesMut::from(b.as_ref())).unwrap_or_default()
+}
+
+/// Every metadata record in a stretch of the metadata log.
+pub fn decode_batches(data: &Bytes) -> Result<Vec<MetadataRecord>, String> {
+    use crate::protocol::records::batch::RecordBatches;
+    let mut out = Vec::new();
+    for batch in RecordBatches::new(data.clone()) {
+        let batch = batch.map_err(|e| e.to_string())?;
+        for record in batch.records(usize::MAX).map_err(|e| e.to_string())? {
+            let value = record.map_err(|e| e.to_string())?.value.unwrap_or_default();
+            out.push(MetadataRecord::decode(value).map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(out)
+}

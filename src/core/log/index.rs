@@ -49,8 +49,12 @@ impl TimeEntry {
 impl SegmentIndex {
     /// Largest entry whose offset is ≤ `relative_offset`: where a scan for that offset starts.
     pub fn lookup(&self, relative_offset: u32) -> u32 {
-        let i = self.offsets.partition_point(|e| e.relative_offset <= relative_offset);
-        i.checked_sub(1).and_then(|i| self.offsets.get(i)).map_or(0, |e| e.position)
+        let i = self
+            .offsets
+            .partition_point(|e| e.relative_offset <= relative_offset);
+        i.checked_sub(1)
+            .and_then(|i| self.offsets.get(i))
+            .map_or(0, |e| e.position)
     }
 
     /// First entry whose timestamp is ≥ `timestamp`: the relative offset where a search by time starts.
@@ -61,7 +65,8 @@ impl SegmentIndex {
 
     /// Drops entries at or beyond `relative_offset` / `position` (after a truncation).
     pub fn truncate(&mut self, relative_offset: u32, position: u32) {
-        self.offsets.retain(|e| e.relative_offset < relative_offset && e.position < position);
+        self.offsets
+            .retain(|e| e.relative_offset < relative_offset && e.position < position);
         self.times.retain(|e| e.relative_offset < relative_offset);
     }
 
@@ -74,10 +79,14 @@ impl SegmentIndex {
         let mut index = SegmentIndex::default();
         for chunk in offset_file.chunks_exact(OFFSET_ENTRY_BYTES) {
             let (rel, pos) = chunk.split_at(4);
-            let e = OffsetEntry { relative_offset: be_u32(rel)?, position: be_u32(pos)? };
-            let increasing = index.offsets.last().is_none_or(|l| {
-                l.relative_offset < e.relative_offset && l.position < e.position
-            });
+            let e = OffsetEntry {
+                relative_offset: be_u32(rel)?,
+                position: be_u32(pos)?,
+            };
+            let increasing = index
+                .offsets
+                .last()
+                .is_none_or(|l| l.relative_offset < e.relative_offset && l.position < e.position);
             if !increasing || u64::from(e.position) >= segment_len {
                 return None;
             }
@@ -85,7 +94,10 @@ impl SegmentIndex {
         }
         for chunk in time_file.chunks_exact(TIME_ENTRY_BYTES) {
             let (ts, rel) = chunk.split_at(8);
-            let e = TimeEntry { timestamp: i64::from_be_bytes(ts.try_into().ok()?), relative_offset: be_u32(rel)? };
+            let e = TimeEntry {
+                timestamp: i64::from_be_bytes(ts.try_into().ok()?),
+                relative_offset: be_u32(rel)?,
+            };
             let increasing = index.times.last().is_none_or(|l| {
                 l.timestamp < e.timestamp && l.relative_offset <= e.relative_offset
             });
@@ -110,7 +122,10 @@ mod tests {
     fn lookup_finds_the_floor_entry() {
         let mut idx = SegmentIndex::default();
         for (rel, pos) in [(10, 100), (20, 200), (30, 300)] {
-            idx.offsets.push(OffsetEntry { relative_offset: rel, position: pos });
+            idx.offsets.push(OffsetEntry {
+                relative_offset: rel,
+                position: pos,
+            });
         }
         assert_eq!(idx.lookup(5), 0);
         assert_eq!(idx.lookup(10), 100);
@@ -120,12 +135,35 @@ mod tests {
 
     #[test]
     fn damaged_files_are_rejected() {
-        let a = OffsetEntry { relative_offset: 5, position: 50 }.encode();
-        let b = OffsetEntry { relative_offset: 4, position: 60 }.encode();
-        let ok = [a.as_ref(), OffsetEntry { relative_offset: 9, position: 90 }.encode().as_ref()].concat();
+        let a = OffsetEntry {
+            relative_offset: 5,
+            position: 50,
+        }
+        .encode();
+        let b = OffsetEntry {
+            relative_offset: 4,
+            position: 60,
+        }
+        .encode();
+        let ok = [
+            a.as_ref(),
+            OffsetEntry {
+                relative_offset: 9,
+                position: 90,
+            }
+            .encode()
+            .as_ref(),
+        ]
+        .concat();
         assert!(SegmentIndex::parse(&ok, &[], 100).is_some());
-        assert!(SegmentIndex::parse(&ok, &[], 90).is_none(), "position past the end");
+        assert!(
+            SegmentIndex::parse(&ok, &[], 90).is_none(),
+            "position past the end"
+        );
         assert!(SegmentIndex::parse(&[a.as_ref(), b.as_ref()].concat(), &[], 100).is_none());
-        assert!(SegmentIndex::parse(&ok[..7], &[], 100).is_none(), "torn entry");
+        assert!(
+            SegmentIndex::parse(&ok[..7], &[], 100).is_none(),
+            "torn entry"
+        );
     }
 }

@@ -20,3 +20,6 @@ pub mod partition;
 pub mod recovery;
 
 pub use partition::{FileKind, LogError, LogFile, LogOp, PartitionLog, ReadPlan, Segment};
+
+#[cfg(test)]
+mod tests;

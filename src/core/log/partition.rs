@@ -47,7 +47,11 @@ pub enum LogOp {
     /// Create the segment's three files, then sync the partition directory so they survive a crash.
     CreateSegment { base_offset: i64 },
     /// Write `data` at `pos` of one file.
-    Write { file: LogFile, pos: u64, data: Bytes },
+    Write {
+        file: LogFile,
+        pos: u64,
+        data: Bytes,
+    },
     /// Cut a file to `len` bytes.
     Truncate { file: LogFile, len: u64 },
     /// fdatasync the segment's files: every write before this op is durable once it completes.
@@ -160,7 +164,10 @@ impl PartitionLog {
             segments.push(Segment::new(log_start_offset.max(0), now_ms));
         }
         for pair in segments.windows(2) {
-            assert!(pair[0].next_offset <= pair[1].base_offset, "segments overlap");
+            assert!(
+                pair[0].next_offset <= pair[1].base_offset,
+                "segments overlap"
+            );
         }
         let end = segments.last().map_or(0, |s| s.next_offset);
         let first = segments.first().map_or(0, |s| s.base_offset);
@@ -205,11 +212,15 @@ impl PartitionLog {
     }
 
     fn active(&self) -> &Segment {
-        self.segments.last().expect("a log always has an active segment")
+        self.segments
+            .last()
+            .expect("a log always has an active segment")
     }
 
     fn active_mut(&mut self) -> &mut Segment {
-        self.segments.last_mut().expect("a log always has an active segment")
+        self.segments
+            .last_mut()
+            .expect("a log always has an active segment")
     }
 
     /// Assigns offsets to a validated batch by rewriting its header, and plans its writes.
@@ -223,7 +234,8 @@ impl PartitionLog {
         if batch.len() > self.config.max_message_bytes as usize {
             return Err(LogError::MessageTooLarge { size: batch.len() });
         }
-        let header = BatchHeader::parse(&batch).map_err(|e| LogError::InvalidBatch(e.error_code()))?;
+        let header =
+            BatchHeader::parse(&batch).map_err(|e| LogError::InvalidBatch(e.error_code()))?;
         let base_offset = self.log_end_offset();
         let last_offset = base_offset + i64::from(header.last_offset_delta);
         let append_time = self.config.log_append_time.then_some(now_ms);
@@ -232,7 +244,8 @@ impl PartitionLog {
             partition_leader_epoch: leader_epoch,
             log_append_time: append_time,
         };
-        assign_offsets(&mut batch, &assignment).map_err(|e| LogError::InvalidBatch(e.error_code()))?;
+        assign_offsets(&mut batch, &assignment)
+            .map_err(|e| LogError::InvalidBatch(e.error_code()))?;
         let max_timestamp = append_time.unwrap_or(header.max_timestamp);
         let data = batch.freeze();
 
@@ -245,26 +258,49 @@ impl PartitionLog {
         let rel = seg.relative(base_offset);
         let position = seg.size;
         if seg.size == 0 || seg.bytes_since_index > interval {
-            let entry = OffsetEntry { relative_offset: rel, position: position as u32 };
+            let entry = OffsetEntry {
+                relative_offset: rel,
+                position: position as u32,
+            };
             let pos = (seg.index.offsets.len() * super::index::OFFSET_ENTRY_BYTES) as u64;
-            ops.push(LogOp::Write { file: seg.file(FileKind::Index), pos, data: entry.encode() });
+            ops.push(LogOp::Write {
+                file: seg.file(FileKind::Index),
+                pos,
+                data: entry.encode(),
+            });
             seg.index.offsets.push(entry);
             seg.bytes_since_index = 0;
         }
         if max_timestamp > seg.max_timestamp {
-            let entry = TimeEntry { timestamp: max_timestamp, relative_offset: seg.relative(last_offset) };
+            let entry = TimeEntry {
+                timestamp: max_timestamp,
+                relative_offset: seg.relative(last_offset),
+            };
             let pos = (seg.index.times.len() * super::index::TIME_ENTRY_BYTES) as u64;
-            ops.push(LogOp::Write { file: seg.file(FileKind::TimeIndex), pos, data: entry.encode() });
+            ops.push(LogOp::Write {
+                file: seg.file(FileKind::TimeIndex),
+                pos,
+                data: entry.encode(),
+            });
             seg.index.times.push(entry);
             seg.max_timestamp = max_timestamp;
         }
-        ops.push(LogOp::Write { file: seg.file(FileKind::Log), pos: position, data: data.clone() });
+        ops.push(LogOp::Write {
+            file: seg.file(FileKind::Log),
+            pos: position,
+            data: data.clone(),
+        });
         seg.size += data.len() as u64;
         seg.bytes_since_index += data.len() as u64;
         assert!(last_offset >= seg.next_offset, "offsets only grow");
         seg.next_offset = last_offset + 1;
         self.unsynced_records += u64::from(header.record_count.max(1) as u32);
-        Ok(Appended { base_offset, last_offset, max_timestamp, ops })
+        Ok(Appended {
+            base_offset,
+            last_offset,
+            max_timestamp,
+            ops,
+        })
     }
 
     fn should_roll(&self, incoming: u64, last_offset: i64, now_ms: i64) -> bool {
@@ -283,7 +319,10 @@ impl PartitionLog {
         let old = self.active().base_offset;
         let base = self.log_end_offset();
         self.segments.push(Segment::new(base, now_ms));
-        vec![LogOp::Sync { base_offset: old }, LogOp::CreateSegment { base_offset: base }]
+        vec![
+            LogOp::Sync { base_offset: old },
+            LogOp::CreateSegment { base_offset: base },
+        ]
     }
 
     /// Whether `flush.messages` / `flush.ms` ask for a sync now.
@@ -291,7 +330,10 @@ impl PartitionLog {
         if self.synced_offset == self.log_end_offset() {
             return false;
         }
-        let by_count = self.config.flush_messages.is_some_and(|n| self.unsynced_records >= n);
+        let by_count = self
+            .config
+            .flush_messages
+            .is_some_and(|n| self.unsynced_records >= n);
         let by_time = self
             .config
             .flush_ms
@@ -304,7 +346,12 @@ impl PartitionLog {
     pub fn flush(&mut self, now_ms: i64) -> (LogOp, i64) {
         self.unsynced_records = 0;
         self.last_flush_ms = now_ms;
-        (LogOp::Sync { base_offset: self.active().base_offset }, self.log_end_offset())
+        (
+            LogOp::Sync {
+                base_offset: self.active().base_offset,
+            },
+            self.log_end_offset(),
+        )
     }
 
     /// A sync issued by `flush` completed: offsets below `upto` are durable.
@@ -317,21 +364,39 @@ impl PartitionLog {
     pub fn read(&self, offset: i64, max_bytes: u64) -> Result<Option<ReadPlan>, LogError> {
         let end = self.log_end_offset();
         if offset < self.log_start_offset || offset > end {
-            return Err(LogError::OffsetOutOfRange { offset, start: self.log_start_offset, end });
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                start: self.log_start_offset,
+                end,
+            });
         }
         if offset == end {
             return Ok(None);
         }
-        let i = self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1);
-        let Some(seg) = self.segments.get(i) else { return Ok(None) };
+        let i = self
+            .segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1);
+        let Some(seg) = self.segments.get(i) else {
+            return Ok(None);
+        };
         if offset >= seg.next_offset {
             // A gap left by compaction or deletion: continue in the next segment.
             return self.read(seg.next_offset.max(offset + 1).min(end), max_bytes);
         }
         let position = u64::from(seg.index.lookup(seg.relative(offset)));
-        let slack = u64::from(self.config.index_interval_bytes) + u64::from(self.config.max_message_bytes);
-        let len = seg.size.saturating_sub(position).min(max_bytes.saturating_add(slack));
-        Ok(Some(ReadPlan { file: seg.file(FileKind::Log), position, len, offset }))
+        let slack =
+            u64::from(self.config.index_interval_bytes) + u64::from(self.config.max_message_bytes);
+        let len = seg
+            .size
+            .saturating_sub(position)
+            .min(max_bytes.saturating_add(slack));
+        Ok(Some(ReadPlan {
+            file: seg.file(FileKind::Log),
+            position,
+            len,
+            offset,
+        }))
     }
 
     /// Segments retention may delete now (`retention.ms` by max timestamp, `retention.bytes` by
@@ -339,7 +404,9 @@ impl PartitionLog {
     pub fn expired_segments(&self, now_ms: i64) -> Vec<i64> {
         let mut out = Vec::new();
         let mut size = self.size_bytes() as i64;
-        let Some((_, older)) = self.segments.split_last() else { return out };
+        let Some((_, older)) = self.segments.split_last() else {
+            return out;
+        };
         for seg in older {
             let by_time = self.config.retention_ms >= 0
                 && seg.max_timestamp >= 0
@@ -362,7 +429,9 @@ impl PartitionLog {
         let mut ops = Vec::new();
         while self.segments.len() > 1 && self.segments[0].base_offset <= base_offset {
             let seg = self.segments.remove(0);
-            ops.push(LogOp::DeleteSegment { base_offset: seg.base_offset });
+            ops.push(LogOp::DeleteSegment {
+                base_offset: seg.base_offset,
+            });
         }
         let first = self.segments.first().map_or(0, |s| s.base_offset);
         self.log_start_offset = self.log_start_offset.max(first);
@@ -373,7 +442,11 @@ impl PartitionLog {
     pub fn advance_log_start(&mut self, offset: i64) -> Result<i64, LogError> {
         let end = self.log_end_offset();
         if offset > end || offset < 0 {
-            return Err(LogError::OffsetOutOfRange { offset, start: self.log_start_offset, end });
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                start: self.log_start_offset,
+                end,
+            });
         }
         self.log_start_offset = self.log_start_offset.max(offset);
         Ok(self.log_start_offset)
@@ -382,7 +455,10 @@ impl PartitionLog {
     /// Earliest offset whose batch max timestamp is ≥ `timestamp`, with that segment's read start:
     /// the driver scans from there. `None` when no record is that new.
     pub fn offset_for_time(&self, timestamp: i64) -> Option<(i64, ReadPlan)> {
-        let seg = self.segments.iter().find(|s| s.max_timestamp >= timestamp)?;
+        let seg = self
+            .segments
+            .iter()
+            .find(|s| s.max_timestamp >= timestamp)?;
         let rel = seg.index.lookup_time(timestamp).unwrap_or(0);
         let from = (seg.base_offset + i64::from(rel)).max(self.log_start_offset);
         let position = u64::from(seg.index.lookup(seg.relative(from)));
@@ -398,6 +474,9 @@ impl PartitionLog {
 
 impl Segment {
     pub fn file(&self, kind: FileKind) -> LogFile {
-        LogFile { base_offset: self.base_offset, kind }
+        LogFile {
+            base_offset: self.base_offset,
+            kind,
+        }
     }
 }

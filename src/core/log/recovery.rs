@@ -19,25 +19,44 @@ pub struct ScannedSegment {
 /// Scans `data` (a whole `.log` file) batch by batch: each batch must parse, pass its CRC and
 /// continue the offsets of the one before. The first batch that fails ends the valid prefix.
 /// Indexes are rebuilt exactly as `PartitionLog::append` would have built them.
-pub fn scan_segment(base_offset: i64, data: &Bytes, index_interval_bytes: u32, created_ms: i64) -> ScannedSegment {
+pub fn scan_segment(
+    base_offset: i64,
+    data: &Bytes,
+    index_interval_bytes: u32,
+    created_ms: i64,
+) -> ScannedSegment {
     let mut seg = Segment::new(base_offset, created_ms);
     let mut pos = 0usize;
     while let Some(rest) = data.get(pos..) {
-        let Ok(header) = BatchHeader::parse(rest) else { break };
-        let Some(len) = header.size_in_bytes().filter(|&l| l <= rest.len()) else { break };
+        let Ok(header) = BatchHeader::parse(rest) else {
+            break;
+        };
+        let Some(len) = header.size_in_bytes().filter(|&l| l <= rest.len()) else {
+            break;
+        };
         let intact = Batch::parse(data.slice(pos..pos + len)).is_ok_and(|b| b.verify_crc().is_ok());
         if !intact || header.base_offset < seg.next_offset {
             break;
         }
-        let last_offset = header.base_offset.saturating_add(i64::from(header.last_offset_delta));
+        let last_offset = header
+            .base_offset
+            .saturating_add(i64::from(header.last_offset_delta));
         let rel = |o: i64| u32::try_from(o - base_offset).ok();
-        let (Some(rel_base), Some(rel_last)) = (rel(header.base_offset), rel(last_offset)) else { break };
+        let (Some(rel_base), Some(rel_last)) = (rel(header.base_offset), rel(last_offset)) else {
+            break;
+        };
         if seg.size == 0 || seg.bytes_since_index > u64::from(index_interval_bytes) {
-            seg.index.offsets.push(OffsetEntry { relative_offset: rel_base, position: pos as u32 });
+            seg.index.offsets.push(OffsetEntry {
+                relative_offset: rel_base,
+                position: pos as u32,
+            });
             seg.bytes_since_index = 0;
         }
         if header.max_timestamp > seg.max_timestamp {
-            seg.index.times.push(TimeEntry { timestamp: header.max_timestamp, relative_offset: rel_last });
+            seg.index.times.push(TimeEntry {
+                timestamp: header.max_timestamp,
+                relative_offset: rel_last,
+            });
             seg.max_timestamp = header.max_timestamp;
         }
         seg.size += len as u64;
@@ -46,7 +65,11 @@ pub fn scan_segment(base_offset: i64, data: &Bytes, index_interval_bytes: u32, c
         pos += len;
     }
     let valid_len = pos as u64;
-    ScannedSegment { segment: seg, valid_len, truncated_bytes: data.len() as u64 - valid_len }
+    ScannedSegment {
+        segment: seg,
+        valid_len,
+        truncated_bytes: data.len() as u64 - valid_len,
+    }
 }
 
 /// Rebuilds a sealed segment (one that was synced when the next one rolled, so it needs no
@@ -80,9 +103,15 @@ pub fn trim_to_offset(data: Bytes, offset: i64, max_bytes: usize, high_watermark
     let mut end = 0usize;
     let mut pos = 0usize;
     while let Some(rest) = data.get(pos..) {
-        let Ok(header) = BatchHeader::parse(rest) else { break };
-        let Some(len) = header.size_in_bytes() else { break };
-        let last = header.base_offset.saturating_add(i64::from(header.last_offset_delta));
+        let Ok(header) = BatchHeader::parse(rest) else {
+            break;
+        };
+        let Some(len) = header.size_in_bytes() else {
+            break;
+        };
+        let last = header
+            .base_offset
+            .saturating_add(i64::from(header.last_offset_delta));
         if last < offset {
             pos += len;
             continue;

@@ -1,0 +1,283 @@
+//! Partition log model tests: no runtime, no files; ops are checked as data and recovery runs on
+//! the bytes the ops would have written.
+
+use super::recovery::{scan_segment, trim_to_offset};
+use super::*;
+use crate::config::LogConfig;
+use crate::protocol::records::batch::{BatchHeader, RecordBatches};
+use crate::protocol::records::builder::BatchBuilder;
+use crate::protocol::records::compression::Compression;
+use bytes::{Bytes, BytesMut};
+use std::collections::BTreeMap;
+
+fn batch(records: usize, ts: i64) -> BytesMut {
+    let mut b = BatchBuilder::new(Compression::None);
+    for i in 0..records {
+        b.push(ts, None, Some(Bytes::from(format!("value-{i}"))), vec![])
+            .unwrap();
+    }
+    BytesMut::from(b.build().unwrap().as_ref())
+}
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1000,
+        index_interval_bytes: 200,
+        ..LogConfig::default()
+    }
+}
+
+/// Applies ops to an in-memory file map, as a driver would.
+fn apply(files: &mut BTreeMap<LogFile, Vec<u8>>, ops: &[LogOp]) {
+    for op in ops {
+        match op {
+            LogOp::CreateSegment { base_offset } => {
+                for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
+                    files
+                        .entry(LogFile {
+                            base_offset: *base_offset,
+                            kind,
+                        })
+                        .or_default();
+                }
+            }
+            LogOp::Write { file, pos, data } => {
+                let f = files.entry(*file).or_default();
+                let end = *pos as usize + data.len();
+                if f.len() < end {
+                    f.resize(end, 0);
+                }
+                f[*pos as usize..end].copy_from_slice(data);
+            }
+            LogOp::Truncate { file, len } => {
+                files.entry(*file).or_default().truncate(*len as usize)
+            }
+            LogOp::Sync { .. } => {}
+            LogOp::DeleteSegment { base_offset } => {
+                files.retain(|f, _| f.base_offset != *base_offset)
+            }
+        }
+    }
+}
+
+#[test]
+fn offsets_are_dense_and_segments_roll_by_size() {
+    let (mut log, op) = PartitionLog::create(config(), 0);
+    let mut files = BTreeMap::new();
+    apply(&mut files, &[op]);
+    let mut expected = 0;
+    for i in 0..40 {
+        let appended = log.append(batch(3, 1000 + i), 0, 0).unwrap();
+        assert_eq!(appended.base_offset, expected);
+        assert_eq!(appended.last_offset, expected + 2);
+        expected += 3;
+        apply(&mut files, &appended.ops);
+    }
+    assert_eq!(log.log_end_offset(), 120);
+    assert!(log.segments().len() > 3, "rolled at segment.bytes");
+    for s in log.segments() {
+        assert!(s.size <= 1000 || s.next_offset - s.base_offset == 3);
+        let data = &files[&s.file(FileKind::Log)];
+        assert_eq!(data.len() as u64, s.size);
+        // Every batch on disk carries the offsets the log assigned.
+        let mut next = s.base_offset;
+        for b in RecordBatches::new(Bytes::from(data.clone())) {
+            let b = b.unwrap();
+            b.verify_crc().unwrap();
+            assert_eq!(b.header().base_offset, next);
+            next = b.header().last_offset() + 1;
+        }
+        assert_eq!(next, s.next_offset);
+    }
+}
+
+#[test]
+fn reads_start_at_or_before_the_offset_and_trim_to_it() {
+    let (mut log, op) = PartitionLog::create(
+        LogConfig {
+            index_interval_bytes: 100,
+            ..config()
+        },
+        0,
+    );
+    let mut files = BTreeMap::new();
+    apply(&mut files, &[op]);
+    for i in 0..30 {
+        let a = log.append(batch(2, i), 0, 0).unwrap();
+        apply(&mut files, &a.ops);
+    }
+    for offset in [0, 1, 7, 31, 58, 59] {
+        let plan = log.read(offset, 10_000).unwrap().unwrap();
+        let data = &files[&plan.file];
+        let bytes =
+            Bytes::from(data[plan.position as usize..(plan.position + plan.len) as usize].to_vec());
+        let sent = trim_to_offset(bytes, offset, 10_000, log.log_end_offset());
+        let first = BatchHeader::parse(&sent).unwrap();
+        assert!(
+            first.base_offset <= offset && offset <= first.last_offset(),
+            "offset {offset}"
+        );
+    }
+    assert_eq!(log.read(60, 100).unwrap(), None, "at the end: nothing yet");
+    assert!(matches!(
+        log.read(61, 100),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn trim_respects_max_bytes_and_high_watermark() {
+    let mut data = Vec::new();
+    let mut next = 0;
+    for _ in 0..5 {
+        let mut b = batch(2, 0);
+        crate::protocol::records::batch::assign_offsets(
+            &mut b,
+            &crate::protocol::records::batch::OffsetAssignment {
+                base_offset: next,
+                partition_leader_epoch: 0,
+                log_append_time: None,
+            },
+        )
+        .unwrap();
+        next += 2;
+        data.extend_from_slice(&b);
+    }
+    let data = Bytes::from(data);
+    let one = BatchHeader::parse(&data).unwrap().size_in_bytes().unwrap();
+    // The first batch is sent whole even when bigger than max_bytes (KIP-74).
+    assert_eq!(trim_to_offset(data.clone(), 0, 1, 100).len(), one);
+    assert_eq!(trim_to_offset(data.clone(), 0, 2 * one, 100).len(), 2 * one);
+    // Nothing at or beyond the high watermark.
+    assert_eq!(trim_to_offset(data.clone(), 0, 10 * one, 4).len(), 2 * one);
+    assert_eq!(
+        trim_to_offset(data.clone(), 3, 10 * one, 100).len(),
+        4 * one
+    );
+}
+
+#[test]
+fn recovery_cuts_a_torn_tail_and_rebuilds_the_index() {
+    let (mut log, op) = PartitionLog::create(
+        LogConfig {
+            segment_bytes: 1 << 20,
+            ..config()
+        },
+        0,
+    );
+    let mut files = BTreeMap::new();
+    apply(&mut files, &[op]);
+    for i in 0..10 {
+        let a = log.append(batch(4, 100 + i), 0, 0).unwrap();
+        apply(&mut files, &a.ops);
+    }
+    let seg = log.segments()[0].clone();
+    let data = files[&seg.file(FileKind::Log)].clone();
+    // Intact: the scan rebuilds exactly what append built.
+    let scanned = scan_segment(0, &Bytes::from(data.clone()), 200, 0);
+    assert_eq!(scanned.truncated_bytes, 0);
+    assert_eq!(scanned.segment.index, seg.index);
+    assert_eq!(scanned.segment.next_offset, 40);
+    // Torn: a prefix of the last batch survived.
+    let torn = Bytes::from(data[..data.len() - 7].to_vec());
+    let scanned = scan_segment(0, &torn, 200, 0);
+    assert_eq!(scanned.segment.next_offset, 36);
+    assert!(scanned.truncated_bytes > 0);
+    // Corrupt: a flipped bit in the middle ends the valid prefix there.
+    let mut flipped = data.clone();
+    flipped[data.len() / 2] ^= 0x10;
+    let scanned = scan_segment(0, &Bytes::from(flipped), 200, 0);
+    assert!(scanned.segment.next_offset < 40 && scanned.valid_len < data.len() as u64);
+    let again = PartitionLog::from_segments(config(), vec![scanned.segment.clone()], 0, 0);
+    assert_eq!(
+        again.log_end_offset(),
+        scanned.segment.next_offset,
+        "offsets resume after the cut"
+    );
+}
+
+#[test]
+fn retention_deletes_whole_old_segments_only() {
+    let cfg = LogConfig {
+        retention_ms: 1000,
+        ..config()
+    };
+    let (mut log, _) = PartitionLog::create(cfg, 0);
+    for i in 0..40 {
+        log.append(batch(3, i * 100), 0, 0).unwrap();
+    }
+    let n = log.segments().len();
+    let expired = log.expired_segments(2500);
+    assert!(!expired.is_empty() && expired.len() < n, "{expired:?}");
+    let last = *expired.last().unwrap();
+    let ops = log.delete_segments_through(last);
+    assert_eq!(ops.len(), expired.len());
+    assert_eq!(log.log_start_offset(), log.segments()[0].base_offset);
+    assert!(matches!(
+        log.read(0, 100),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    // retention.bytes keeps at least that many bytes.
+    let mut by_size = log.clone();
+    by_size.set_config(LogConfig {
+        retention_bytes: 1500,
+        retention_ms: -1,
+        ..config()
+    });
+    let expired = by_size.expired_segments(0);
+    let kept: u64 = by_size
+        .segments()
+        .iter()
+        .filter(|s| !expired.contains(&s.base_offset))
+        .map(|s| s.size)
+        .sum();
+    assert!(kept >= 1500 - 1000 && expired.len() + 1 <= by_size.segments().len());
+}
+
+#[test]
+fn flush_policy_and_sync_tracking() {
+    let (mut log, _) = PartitionLog::create(config(), 0);
+    assert!(!log.flush_due(0));
+    log.append(batch(1, 0), 0, 0).unwrap();
+    assert!(log.flush_due(0), "flush.messages=1");
+    let (op, upto) = log.flush(0);
+    assert_eq!(op, LogOp::Sync { base_offset: 0 });
+    assert_eq!(upto, 1);
+    assert_eq!(
+        log.synced_offset(),
+        0,
+        "not durable until the sync completes"
+    );
+    log.on_synced(upto);
+    assert_eq!(log.synced_offset(), 1);
+    let mut lazy = PartitionLog::create(
+        LogConfig {
+            flush_messages: None,
+            flush_ms: Some(50),
+            ..config()
+        },
+        0,
+    )
+    .0;
+    lazy.append(batch(1, 0), 0, 0).unwrap();
+    assert!(!lazy.flush_due(10));
+    assert!(lazy.flush_due(60));
+}
+
+#[test]
+fn oversized_and_corrupt_batches_are_refused() {
+    let (mut log, _) = PartitionLog::create(
+        LogConfig {
+            max_message_bytes: 100,
+            ..config()
+        },
+        0,
+    );
+    assert!(matches!(
+        log.append(batch(20, 0), 0, 0),
+        Err(LogError::MessageTooLarge { .. })
+    ));
+    let (mut log, _) = PartitionLog::create(config(), 0);
+    assert!(log.append(BytesMut::from(&b"garbage"[..]), 0, 0).is_err());
+    assert_eq!(log.log_end_offset(), 0);
+}
