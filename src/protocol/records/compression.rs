@@ -188,11 +188,23 @@ pub fn decompress(codec: Compression, input: &[u8], limit: usize) -> RecordsResu
             limit,
         ),
         Compression::Zstd => {
-            let dec = zstd::stream::read::Decoder::with_buffer(input)
+            let mut dec = zstd::stream::read::Decoder::with_buffer(input)
+                .map_err(|e| decompress_error(codec, e))?;
+            dec.window_log_max(zstd_window_log_max(limit))
                 .map_err(|e| decompress_error(codec, e))?;
             read_bounded(codec, dec, input.len(), limit)
         }
     }
+}
+
+/// The largest zstd window a frame may ask for. The decoder allocates the window a frame
+/// declares before producing any output, so a 20-byte frame could otherwise cost 128 MiB. A
+/// window larger than the output limit is never needed to produce that output; 2^23 (8 MiB)
+/// stays allowed so frames from streaming compressors up to level 19, which declare their
+/// window without knowing the data's size, still decode under small limits.
+fn zstd_window_log_max(limit: usize) -> u32 {
+    let needed = usize::BITS - limit.saturating_sub(1).leading_zeros();
+    needed.clamp(23, 27)
 }
 
 /// Reads `reader` to its end, or fails once it yields more than `limit` bytes.
@@ -330,6 +342,28 @@ mod tests {
             decompress(Compression::Snappy, &both, 100).unwrap(),
             b"hello world"
         );
+    }
+
+    #[test]
+    fn zstd_frames_asking_for_a_huge_window_are_refused_under_a_small_limit() {
+        let mut frame = Vec::new();
+        let mut enc = zstd::stream::write::Encoder::new(&mut frame, 3).unwrap();
+        enc.window_log(27).unwrap();
+        enc.long_distance_matching(true).unwrap();
+        enc.write_all(b"tiny").unwrap();
+        enc.finish().unwrap();
+        assert!(matches!(
+            decompress(Compression::Zstd, &frame, 1 << 20),
+            Err(RecordsError::Decompression { .. })
+        ));
+        assert_eq!(
+            decompress(Compression::Zstd, &frame, 128 << 20).unwrap(),
+            b"tiny"
+        );
+        assert_eq!(zstd_window_log_max(1), 23);
+        assert_eq!(zstd_window_log_max(16 << 20), 24);
+        assert_eq!(zstd_window_log_max((16 << 20) + 1), 25);
+        assert_eq!(zstd_window_log_max(usize::MAX), 27);
     }
 
     #[test]
