@@ -1,4 +1,17 @@
 //! The Kafka wire protocol: everything that turns bytes from a client, a peer or the disk into
 //! values and back. Decoders never panic on any input (see `fuzz/`).
+//!
+//! - [`primitives`]: integers, varints, strings, bytes, arrays, tagged fields.
+//! - [`generated`]: one module per Kafka message spec, written by `cargo xtask codegen`.
+//! - [`message`]: the trait every generated message implements.
+//! - [`header`]: request/response headers and whole frames.
+//! - [`api_versions`]: the APIs and versions this broker serves.
 
+pub mod api_versions;
+pub mod generated;
+pub mod header;
+pub mod message;
 pub mod primitives;
+
+#[cfg(test)]
+pub(crate) mod arbitrary;
