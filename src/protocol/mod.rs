@@ -15,3 +15,5 @@ pub mod primitives;
 
 #[cfg(test)]
 pub(crate) mod arbitrary;
+#[cfg(test)]
+mod codec_tests;
