@@ -1,8 +1,9 @@
 //! The one table of the APIs and versions this broker serves. The ApiVersions response is built
 //! from it and request dispatch checks against it, so the two can never disagree.
 //!
-//! Ranges follow Apache Kafka 4.x: its minimums (KIP-896 dropped the versions older clients
-//! no longer use) and, as maximums, the newest versions the generated code knows. Clients pick
+//! Minimums are Apache Kafka 4.1's (KIP-896 dropped the versions old clients no longer use;
+//! checked against a 4.1 broker's ApiVersions answer, see `tests/kafka_peer_codec.rs`).
+//! Maximums are the newest versions the generated code knows, at most Kafka 4.1's. Clients pick
 //! the highest version both sides support: librdkafka 2.x, the Java client 3.x/4.x, kafka-python
 //! (non-flexible Produce/Fetch/Metadata), kafkajs 2.2 and franz-go all find one here.
 
@@ -55,7 +56,7 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::OffsetCommit, 2, 9),
     api(ApiKey::OffsetFetch, 1, 9),
     api(ApiKey::FindCoordinator, 0, 6),
-    api(ApiKey::JoinGroup, 2, 9),
+    api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::Heartbeat, 0, 4),
     api(ApiKey::LeaveGroup, 0, 5),
     api(ApiKey::SyncGroup, 0, 5),
