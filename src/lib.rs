@@ -13,4 +13,5 @@
 pub mod config;
 pub mod core;
 pub mod protocol;
+pub mod runtime;
 pub mod storage;

@@ -16,11 +16,13 @@ pub struct LogFiles {
     storage: Arc<dyn Storage>,
     dir: String,
     open: BTreeMap<LogFile, FileId>,
+    /// The directory is known to exist durably.
+    dir_ready: bool,
 }
 
 impl LogFiles {
     pub fn new(storage: Arc<dyn Storage>, dir: String) -> LogFiles {
-        LogFiles { storage, dir, open: BTreeMap::new() }
+        LogFiles { storage, dir, open: BTreeMap::new(), dir_ready: false }
     }
 
     pub fn dir(&self) -> &str {
@@ -56,6 +58,7 @@ impl LogFiles {
     async fn execute_one(&mut self, op: &LogOp) -> io::Result<()> {
         match op {
             LogOp::CreateSegment { base_offset } => {
+                self.ensure_dir().await?;
                 for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
                     self.handle(LogFile { base_offset: *base_offset, kind }, true).await?;
                 }
@@ -92,6 +95,16 @@ impl LogFiles {
         }
     }
 
+    /// Creates the log's directory (a new partition) and makes its entry durable.
+    async fn ensure_dir(&mut self) -> io::Result<()> {
+        if !self.dir_ready {
+            self.storage.create_dir_all(&self.dir).await?;
+            self.storage.sync_dir(crate::storage::parent(&self.dir)).await?;
+            self.dir_ready = true;
+        }
+        Ok(())
+    }
+
     /// Reads the range a `PartitionLog::read` planned.
     pub async fn read(&mut self, plan: &ReadPlan) -> io::Result<Bytes> {
         let len = usize::try_from(plan.len).unwrap_or(usize::MAX);
@@ -125,12 +138,12 @@ impl LogFiles {
         let names = match self.storage.list(&self.dir).await {
             Ok(names) => names,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.storage.create_dir_all(&self.dir).await?;
-                self.storage.sync_dir(crate::storage::parent(&self.dir)).await?;
+                self.ensure_dir().await?;
                 Vec::new()
             }
             Err(e) => return Err(e),
         };
+        self.dir_ready = true;
         let bases: Vec<i64> = names.iter().filter_map(|n| LogFile::parse_log_name(n)).collect();
         if bases.is_empty() {
             let (log, op) = PartitionLog::create(config, now_ms);

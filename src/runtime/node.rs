@@ -103,6 +103,7 @@ impl Node {
             match out {
                 Output::Respond { reply, body } => self.send(reply, Reply::Body(body)),
                 Output::NoResponse { reply } => self.send(reply, Reply::Nothing),
+                Output::Close { reply } => self.send(reply, Reply::Close),
                 Output::Storage { work, target, ops } => {
                     let _ = self.executor(&target).send(Job::Work { work, ops });
                 }

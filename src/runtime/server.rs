@@ -33,14 +33,13 @@ pub enum ServeError {
 /// Runs a broker until `shutdown` resolves. `seed` feeds the broker's deterministic id source.
 /// `on_ready` is called with the bound addresses once the broker accepts connections.
 pub async fn serve(
-    config: BrokerConfig,
+    mut config: BrokerConfig,
     storage: Arc<dyn Storage>,
     seed: u64,
     on_ready: impl FnOnce(Vec<SocketAddr>),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let clock = Clock::start();
-    let broker = recover(&config, storage.clone(), seed, clock).await?;
     let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
     let limits = Limits {
         max_frame: config.socket_request_max_bytes,
@@ -57,6 +56,16 @@ pub async fn serve(
         bound.push(listener.local_addr()?);
         listeners.push(listener);
     }
+    // A listener on port 0 got an ephemeral port: advertise the port actually bound.
+    for (l, addr) in config.listeners.iter_mut().zip(&bound) {
+        if l.port == 0 {
+            for a in config.advertised_listeners.iter_mut().filter(|a| a.name == l.name && a.port == 0) {
+                a.port = addr.port();
+            }
+            l.port = addr.port();
+        }
+    }
+    let broker = recover(&config, storage.clone(), seed, clock).await?;
     tracing::info!(node_id = config.node_id, listeners = ?bound, dir = %config.log_dir, "gregor is ready");
     on_ready(bound);
     let mut accept_tasks = Vec::new();

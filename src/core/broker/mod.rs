@@ -92,6 +92,8 @@ pub enum Output {
     Respond { reply: ReplyTo, body: ResponseBody },
     /// `acks=0`: free the request's slot without writing anything.
     NoResponse { reply: ReplyTo },
+    /// Close the connection after the responses before this request.
+    Close { reply: ReplyTo },
     /// Run `ops` on `target`'s log in order, then call `handle_storage_done(work, ok)`.
     Storage { work: WorkId, target: LogTarget, ops: Vec<LogOp> },
     /// Read each planned range, put the bytes into the response, send it.
@@ -228,8 +230,8 @@ impl Broker {
 
     pub fn handle_request(&mut self, ctx: RequestContext, body: RequestBody, now: Now) {
         if !api_versions::is_supported(ctx.api_key, ctx.api_version) {
-            let body = api_versions::unsupported_version_response(ctx.api_key, ctx.api_version);
-            self.respond(ctx.reply, body);
+            // The driver filters these; a machine fed one directly closes the connection too.
+            self.outputs.push_back(Output::Close { reply: ctx.reply });
             return;
         }
         match body {
@@ -246,11 +248,9 @@ impl Broker {
             RequestBody::InitProducerId(req) => self.handle_init_producer_id(ctx, req, now),
             RequestBody::DescribeCluster(req) => self.handle_describe_cluster(ctx, req),
             RequestBody::DescribeConfigs(req) => self.handle_describe_configs(ctx, req),
-            other => {
-                // Advertised in the table but not yet served here: answer like an unknown version.
-                let _ = other;
-                let body = api_versions::unsupported_version_response(ctx.api_key, ctx.api_version);
-                self.respond(ctx.reply, body);
+            _ => {
+                // Not in the ApiVersions table, so no client should send it: close, as Kafka does.
+                self.outputs.push_back(Output::Close { reply: ctx.reply });
             }
         }
     }
