@@ -4,7 +4,10 @@
 
 /// An append-only sequence: the recovered entries must be exactly `1, 2, ..., n` (in order, no
 /// duplicate, no hole), and every acknowledged entry must be among them.
-pub fn acked_prefix_survives(acked: impl IntoIterator<Item = u64>, recovered: &[u64]) -> Vec<String> {
+pub fn acked_prefix_survives(
+    acked: impl IntoIterator<Item = u64>,
+    recovered: &[u64],
+) -> Vec<String> {
     let mut violations = Vec::new();
     let mut dense = 0u64;
     for (position, &entry) in recovered.iter().enumerate() {
@@ -30,7 +33,8 @@ pub fn acked_prefix_survives(acked: impl IntoIterator<Item = u64>, recovered: &[
 
 /// Liveness: once faults stop, the workload must finish.
 pub fn finished(done: u64, wanted: u64, what: &str) -> Option<String> {
-    (done < wanted).then(|| format!("liveness: only {done} of {wanted} {what} after faults stopped"))
+    (done < wanted)
+        .then(|| format!("liveness: only {done} of {wanted} {what} after faults stopped"))
 }
 
 #[cfg(test)]

@@ -33,6 +33,10 @@
 //! - Every operation takes a latency drawn from the options (`madsim::time::sleep`). Effects
 //!   happen when the method is called and the result is released after the latency, so the order
 //!   of calls is the order of effects (contract point 6), whatever the latencies.
+//! - Except durability: `sync_data` covers the changes pending when it is called but makes them
+//!   durable only when its latency is over, just before it returns `Ok` (the latest moment a real
+//!   fsync may). A crash in between leaves them pending, to be resolved by the crash. So code that
+//!   acts on data before its sync returns is caught. `sync_dir` takes effect when called.
 //!
 //! Randomness comes only from madsim's seeded RNG, so one seed gives one outcome.
 
@@ -147,6 +151,10 @@ struct State {
 #[derive(Default)]
 struct NodeDisk {
     tree: Tree<SimFile>,
+    /// Bumped by every crash: a sync that started before it commits nothing.
+    epoch: u64,
+    /// Sequence number for the next pending change, across the node's files.
+    next_change: u64,
     /// Entries of each directory as of its last `sync_dir`; a missing key means "empty".
     durable_dirs: BTreeMap<Ino, BTreeMap<String, Ino>>,
 }
@@ -160,6 +168,7 @@ struct SimFile {
 
 #[derive(Debug)]
 struct Pending {
+    seq: u64,
     change: Change,
     /// Set by a failed sync: a later successful sync no longer guarantees this change.
     undetermined: bool,
@@ -238,15 +247,65 @@ fn apply(durable: &mut Vec<u8>, change: &Change, fate: Fate) {
         (Change::Truncate { len }, _) => truncate_vec(durable, *len),
     };
     // The current layer accepted the same change, so the durable one must too.
-    assert!(result.is_ok(), "durable layer refused a change the current layer took: {result:?}");
+    assert!(
+        result.is_ok(),
+        "durable layer refused a change the current layer took: {result:?}"
+    );
+}
+
+/// What a `sync_data` that passed its fault draw will make durable when it completes.
+#[derive(Debug, Clone, Copy)]
+struct SyncTicket {
+    ino: Ino,
+    epoch: u64,
+    /// Last pending change the sync covers (`None`: nothing was pending).
+    upto: Option<u64>,
 }
 
 impl NodeDisk {
+    fn push_change(&mut self, file: FileId, change: Change) -> io::Result<()> {
+        let seq = self.next_change;
+        self.next_change += 1;
+        self.tree.file_mut(file)?.pending.push(Pending {
+            seq,
+            change,
+            undetermined: false,
+        });
+        Ok(())
+    }
+
+    /// Completes a sync: the changes it covered become durable (undetermined ones by draw).
+    fn commit(&mut self, ticket: SyncTicket, ctx: &mut Ctx<'_>) {
+        let (Some(upto), true) = (ticket.upto, ticket.epoch == self.epoch) else {
+            return;
+        };
+        let Some(file) = self.tree.file_at_mut(ticket.ino) else {
+            return;
+        };
+        let covered = file
+            .pending
+            .iter()
+            .take_while(|pending| pending.seq <= upto)
+            .count();
+        for pending in file.pending.drain(..covered) {
+            let fate = if pending.undetermined {
+                let fate = ctx.draw_fate(&pending.change);
+                ctx.count(fate);
+                fate
+            } else {
+                Fate::Keep
+            };
+            apply(&mut file.durable, &pending.change, fate);
+        }
+    }
     /// Frees inodes named neither by current entries, nor by durable ones, nor by open handles.
     fn collect_garbage(&mut self) {
         let durable = &self.durable_dirs;
         let freed = self.tree.collect_garbage(|dir| {
-            durable.get(&dir).map(|entries| entries.values().copied().collect()).unwrap_or_default()
+            durable
+                .get(&dir)
+                .map(|entries| entries.values().copied().collect())
+                .unwrap_or_default()
         });
         for ino in freed {
             self.durable_dirs.remove(&ino);
@@ -254,11 +313,15 @@ impl NodeDisk {
     }
 
     fn used_bytes(&mut self) -> u64 {
-        self.tree.files_mut().map(|(_, file)| file.current.len() as u64).sum()
+        self.tree
+            .files_mut()
+            .map(|(_, file)| file.current.len() as u64)
+            .sum()
     }
 
     /// Plays a crash: see the module docs.
     fn crash(&mut self, ctx: &mut Ctx<'_>) {
+        self.epoch += 1;
         self.tree.close_all();
         for dir in self.tree.dir_inos() {
             let current = self.tree.entries(dir).cloned().unwrap_or_default();
@@ -271,7 +334,9 @@ impl NodeDisk {
                 self.durable_dirs.insert(dir, current);
             } else {
                 ctx.stats.dirs_reverted += 1;
-                ctx.event(format_args!("crash: directory {dir} loses its unsynced entries"));
+                ctx.event(format_args!(
+                    "crash: directory {dir} loses its unsynced entries"
+                ));
                 if let Some(entries) = self.tree.entries_mut(dir) {
                     *entries = durable;
                 }
@@ -283,7 +348,9 @@ impl NodeDisk {
                 ctx.count(fate);
                 if let (Fate::Tear(kept), Change::Write { pos, data }) = (fate, &pending.change) {
                     let len = data.len();
-                    ctx.event(format_args!("crash: write to inode {ino} at {pos} torn, {kept} of {len} bytes kept"));
+                    ctx.event(format_args!(
+                        "crash: write to inode {ino} at {pos} torn, {kept} of {len} bytes kept"
+                    ));
                 }
                 apply(&mut file.durable, &pending.change, fate);
             }
@@ -295,7 +362,9 @@ impl NodeDisk {
 
 impl SimDisk {
     fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `op` on a node's disk with the context it may need.
@@ -305,8 +374,19 @@ impl SimDisk {
         op: impl FnOnce(&mut NodeDisk, &mut Ctx<'_>) -> io::Result<T>,
     ) -> io::Result<T> {
         let mut guard = self.state();
-        let State { options, nodes, trace, stats } = &mut *guard;
-        let mut ctx = Ctx { node, options, rng: self.rng.clone(), stats, trace: trace.as_ref() };
+        let State {
+            options,
+            nodes,
+            trace,
+            stats,
+        } = &mut *guard;
+        let mut ctx = Ctx {
+            node,
+            options,
+            rng: self.rng.clone(),
+            stats,
+            trace: trace.as_ref(),
+        };
         op(nodes.entry(node).or_default(), &mut ctx)
     }
 
@@ -337,12 +417,23 @@ impl SimDisk {
     /// call it directly.
     pub fn crash(&self, node: NodeId) {
         let mut guard = self.state();
-        let State { options, nodes, trace, stats } = &mut *guard;
+        let State {
+            options,
+            nodes,
+            trace,
+            stats,
+        } = &mut *guard;
         let Some(disk) = nodes.get_mut(&node) else {
             return;
         };
         stats.crashes += 1;
-        let mut ctx = Ctx { node, options, rng: self.rng.clone(), stats, trace: trace.as_ref() };
+        let mut ctx = Ctx {
+            node,
+            options,
+            rng: self.rng.clone(),
+            stats,
+            trace: trace.as_ref(),
+        };
         disk.crash(&mut ctx);
     }
 
@@ -355,7 +446,11 @@ impl SimDisk {
         } else {
             (options.latency_ms_min, options.latency_ms_max)
         };
-        let ms = if max > min { self.rng.clone().gen_range(min..=max) } else { min };
+        let ms = if max > min {
+            self.rng.clone().gen_range(min..=max)
+        } else {
+            min
+        };
         Duration::from_millis(ms)
     }
 }
@@ -368,7 +463,10 @@ impl plugin::Simulator for SimDisk {
             trace: None,
             stats: DiskStats::default(),
         };
-        SimDisk { rng: rand.clone(), state: Mutex::new(state) }
+        SimDisk {
+            rng: rand.clone(),
+            state: Mutex::new(state),
+        }
     }
 
     fn create_node(&self, id: NodeId) {
@@ -423,7 +521,10 @@ impl SimStorage {
 fn enospc(ctx: &mut Ctx<'_>, why: &str) -> io::Error {
     ctx.stats.enospc += 1;
     ctx.event(format_args!("write fails with ENOSPC ({why})"));
-    io::Error::new(io::ErrorKind::StorageFull, format!("simulated ENOSPC: {why}"))
+    io::Error::new(
+        io::ErrorKind::StorageFull,
+        format!("simulated ENOSPC: {why}"),
+    )
 }
 
 impl Storage for SimStorage {
@@ -432,7 +533,9 @@ impl Storage for SimStorage {
     }
 
     fn open<'a>(&'a self, path: &'a str, create: bool) -> StorageFuture<'a, FileId> {
-        self.run(false, |disk, _| Ok(disk.tree.open(path, create, SimFile::default)?.0))
+        self.run(false, |disk, _| {
+            Ok(disk.tree.open(path, create, SimFile::default)?.0)
+        })
     }
 
     fn close(&self, file: FileId) -> StorageFuture<'_, ()> {
@@ -444,7 +547,9 @@ impl Storage for SimStorage {
     }
 
     fn len(&self, file: FileId) -> StorageFuture<'_, u64> {
-        self.run(false, |disk, _| Ok(disk.tree.file(file)?.current.len() as u64))
+        self.run(false, |disk, _| {
+            Ok(disk.tree.file(file)?.current.len() as u64)
+        })
     }
 
     fn read_at(&self, file: FileId, pos: u64, len: usize) -> StorageFuture<'_, Bytes> {
@@ -457,7 +562,9 @@ impl Storage for SimStorage {
             let bit = ctx.rng.gen_range(0..flipped.len() * 8);
             flipped[bit / 8] ^= 1 << (bit % 8);
             ctx.stats.bit_flips += 1;
-            ctx.event(format_args!("read of {len} bytes at {pos}: bit {bit} flipped"));
+            ctx.event(format_args!(
+                "read of {len} bytes at {pos}: bit {bit} flipped"
+            ));
             Ok(Bytes::from(flipped))
         })
     }
@@ -472,16 +579,15 @@ impl Storage for SimStorage {
             if disk.used_bytes().saturating_add(growth) > ctx.options.capacity_bytes {
                 return Err(enospc(ctx, "capacity reached"));
             }
-            let sim_file = disk.tree.file_mut(file)?;
-            write_slice(&mut sim_file.current, pos, &data)?;
-            let change = Change::Write { pos, data };
-            sim_file.pending.push(Pending { change, undetermined: false });
-            Ok(())
+            write_slice(&mut disk.tree.file_mut(file)?.current, pos, &data)?;
+            disk.push_change(file, Change::Write { pos, data })
         })
     }
 
     fn sync_data(&self, file: FileId) -> StorageFuture<'_, ()> {
-        self.run(true, |disk, ctx| {
+        let ticket = self.disk.with_node(self.node, |disk, ctx| {
+            let ino = disk.tree.handle_ino(file)?;
+            let epoch = disk.epoch;
             let sim_file = disk.tree.file_mut(file)?;
             if ctx.chance(ctx.options.fsync_error_probability) {
                 for pending in &mut sim_file.pending {
@@ -489,29 +595,35 @@ impl Storage for SimStorage {
                 }
                 ctx.stats.fsync_errors += 1;
                 let count = sim_file.pending.len();
-                ctx.event(format_args!("fsync fails with EIO; {count} pending changes undetermined"));
+                ctx.event(format_args!(
+                    "fsync fails with EIO; {count} pending changes undetermined"
+                ));
                 return Err(io::Error::other("simulated fsync failure (EIO)"));
             }
-            for pending in std::mem::take(&mut sim_file.pending) {
-                let fate = if pending.undetermined {
-                    let fate = ctx.draw_fate(&pending.change);
-                    ctx.count(fate);
-                    fate
-                } else {
-                    Fate::Keep
-                };
-                apply(&mut sim_file.durable, &pending.change, fate);
+            Ok(SyncTicket {
+                ino,
+                epoch,
+                upto: sim_file.pending.last().map(|pending| pending.seq),
+            })
+        });
+        let latency = self.disk.latency(true);
+        let (disk, node) = (self.disk.clone(), self.node);
+        Box::pin(async move {
+            let ticket = ticket?;
+            if !latency.is_zero() {
+                madsim::time::sleep(latency).await;
             }
-            Ok(())
+            disk.with_node(node, |disk, ctx| {
+                disk.commit(ticket, ctx);
+                Ok(())
+            })
         })
     }
 
     fn truncate(&self, file: FileId, len: u64) -> StorageFuture<'_, ()> {
         self.run(false, |disk, _| {
-            let sim_file = disk.tree.file_mut(file)?;
-            truncate_vec(&mut sim_file.current, len)?;
-            sim_file.pending.push(Pending { change: Change::Truncate { len }, undetermined: false });
-            Ok(())
+            truncate_vec(&mut disk.tree.file_mut(file)?.current, len)?;
+            disk.push_change(file, Change::Truncate { len })
         })
     }
 

@@ -17,7 +17,9 @@ pub struct Kill {
 /// Draws between 1 and `max` kills inside the safety window, in time order.
 pub fn draw_kills(rng: &mut impl Rng, safety_window: Duration, max: u32) -> Vec<Kill> {
     let count = rng.gen_range(1..=max.max(1));
-    let window_ms = u64::try_from(safety_window.as_millis()).unwrap_or(u64::MAX).max(2);
+    let window_ms = u64::try_from(safety_window.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(2);
     let mut kills: Vec<Kill> = (0..count)
         .map(|_| Kill {
             at: Duration::from_millis(rng.gen_range(1..window_ms)),

@@ -19,14 +19,19 @@ pub struct History<E> {
 
 impl<E> Default for History<E> {
     fn default() -> Self {
-        History { entries: Vec::new() }
+        History {
+            entries: Vec::new(),
+        }
     }
 }
 
 impl<E> History<E> {
     /// Records `event` at the current simulated time.
     pub fn record(&mut self, event: E) {
-        self.entries.push(Entry { at: sim_now(), event });
+        self.entries.push(Entry {
+            at: sim_now(),
+            event,
+        });
     }
 
     pub fn entries(&self) -> &[Entry<E>] {

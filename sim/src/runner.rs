@@ -45,7 +45,9 @@ impl Outcome {
     /// One line per problem, empty when the run passed.
     pub fn problems(&self) -> Vec<String> {
         let panic = self.panic.iter().map(|message| format!("panic: {message}"));
-        panic.chain(self.verdict.violations.iter().cloned()).collect()
+        panic
+            .chain(self.verdict.violations.iter().cloned())
+            .collect()
     }
 }
 
@@ -57,14 +59,19 @@ where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = T>,
 {
-    let thread = std::thread::Builder::new().name(format!("sim-seed-{seed}")).spawn(move || {
-        let mut runtime = Runtime::with_seed_and_config(seed, Config::default());
-        runtime.add_simulator::<SimDisk>();
-        runtime.set_time_limit(TIME_LIMIT);
-        catch_unwind(AssertUnwindSafe(|| runtime.block_on(scenario()))).map_err(panic_message)
-    });
+    let thread = std::thread::Builder::new()
+        .name(format!("sim-seed-{seed}"))
+        .spawn(move || {
+            let mut runtime = Runtime::with_seed_and_config(seed, Config::default());
+            runtime.add_simulator::<SimDisk>();
+            runtime.set_time_limit(TIME_LIMIT);
+            catch_unwind(AssertUnwindSafe(|| runtime.block_on(scenario()))).map_err(panic_message)
+        });
     match thread {
-        Ok(thread) => thread.join().map_err(panic_message).and_then(|result| result),
+        Ok(thread) => thread
+            .join()
+            .map_err(panic_message)
+            .and_then(|result| result),
         Err(err) => Err(format!("cannot start a simulation thread: {err}")),
     }
 }
@@ -91,9 +98,14 @@ pub fn run(spec: Spec, echo: bool) -> Outcome {
     });
     let lines = trace.lines();
     match result {
-        Ok((verdict, sim_elapsed, disk)) => {
-            Outcome { spec, verdict, panic: None, trace: lines, sim_elapsed, disk }
-        }
+        Ok((verdict, sim_elapsed, disk)) => Outcome {
+            spec,
+            verdict,
+            panic: None,
+            trace: lines,
+            sim_elapsed,
+            disk,
+        },
         Err(message) => Outcome {
             spec,
             verdict: Verdict::default(),

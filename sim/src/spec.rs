@@ -51,8 +51,14 @@ pub struct FaultSet {
 }
 
 impl FaultSet {
-    pub const ALL: FaultSet = FaultSet { crash: true, disk: true };
-    pub const NONE: FaultSet = FaultSet { crash: false, disk: false };
+    pub const ALL: FaultSet = FaultSet {
+        crash: true,
+        disk: true,
+    };
+    pub const NONE: FaultSet = FaultSet {
+        crash: false,
+        disk: false,
+    };
 }
 
 impl FromStr for FaultSet {
@@ -67,7 +73,11 @@ impl FromStr for FaultSet {
                 "disk" => set.disk = true,
                 "all" => set = FaultSet::ALL,
                 "none" => {}
-                other => return Err(format!("unknown fault kind {other:?} (crash, disk, all, none)")),
+                other => {
+                    return Err(format!(
+                        "unknown fault kind {other:?} (crash, disk, all, none)"
+                    ))
+                }
             }
         }
         Ok(set)
@@ -110,12 +120,20 @@ pub struct Spec {
 
 impl Spec {
     pub fn new(seed: u64, scenario: &ScenarioArgs) -> Spec {
-        Spec { seed, workload: scenario.workload, faults: scenario.faults, bug: scenario.bug }
+        Spec {
+            seed,
+            workload: scenario.workload,
+            faults: scenario.faults,
+            bug: scenario.bug,
+        }
     }
 
     /// The arguments of `cargo sim run` that reproduce this run.
     pub fn run_args(&self) -> String {
-        let bug = self.bug.map(|bug| format!(" --bug {}", bug.name())).unwrap_or_default();
+        let bug = self
+            .bug
+            .map(|bug| format!(" --bug {}", bug.name()))
+            .unwrap_or_default();
         let (seed, workload, faults) = (self.seed, self.workload.name(), self.faults);
         format!("--seed {seed} --workload {workload} --faults {faults}{bug}")
     }
@@ -137,9 +155,15 @@ impl FromStr for SeedRange {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        let number = |n: &str| n.trim().parse::<u64>().map_err(|e| format!("bad seed {n:?}: {e}"));
+        let number = |n: &str| {
+            n.trim()
+                .parse::<u64>()
+                .map_err(|e| format!("bad seed {n:?}: {e}"))
+        };
         let (start, end) = if let Some((a, b)) = s.split_once("..=") {
-            let end = number(b)?.checked_add(1).ok_or("seed range end overflows")?;
+            let end = number(b)?
+                .checked_add(1)
+                .ok_or("seed range end overflows")?;
             (number(a)?, end)
         } else if let Some((a, b)) = s.split_once("..") {
             (number(a)?, number(b)?)
@@ -190,15 +214,25 @@ pub fn parse_regressions(text: &str) -> Result<Vec<Regression>, String> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or("").trim();
-        let line = line.strip_prefix("cargo sim").map(str::trim_start).unwrap_or(line);
-        let line = line.strip_prefix("run").map(str::trim_start).unwrap_or(line);
+        let line = line
+            .strip_prefix("cargo sim")
+            .map(str::trim_start)
+            .unwrap_or(line);
+        let line = line
+            .strip_prefix("run")
+            .map(str::trim_start)
+            .unwrap_or(line);
         if line.is_empty() {
             continue;
         }
         let parsed = RegressionLine::try_parse_from(line.split_whitespace())
             .map_err(|e| format!("line {}: {}", i + 1, e.render().to_string().trim()))?;
         let spec = Spec::new(parsed.seed, &parsed.scenario);
-        out.push(Regression { spec, expect_failure: parsed.expect_failure, line: i + 1 });
+        out.push(Regression {
+            spec,
+            expect_failure: parsed.expect_failure,
+            line: i + 1,
+        });
     }
     Ok(out)
 }
@@ -218,15 +252,26 @@ mod tests {
 
     #[test]
     fn seed_ranges() {
-        assert_eq!("1..5".parse::<SeedRange>().unwrap(), SeedRange { start: 1, end: 5 });
-        assert_eq!("1..=5".parse::<SeedRange>().unwrap(), SeedRange { start: 1, end: 6 });
+        assert_eq!(
+            "1..5".parse::<SeedRange>().unwrap(),
+            SeedRange { start: 1, end: 5 }
+        );
+        assert_eq!(
+            "1..=5".parse::<SeedRange>().unwrap(),
+            SeedRange { start: 1, end: 6 }
+        );
         assert!("5..5".parse::<SeedRange>().is_err());
         assert!("x..5".parse::<SeedRange>().is_err());
     }
 
     #[test]
     fn a_replay_command_parses_back_as_a_regression() {
-        let spec = Spec { seed: 42, workload: Workload::Log, faults: FaultSet::ALL, bug: None };
+        let spec = Spec {
+            seed: 42,
+            workload: Workload::Log,
+            faults: FaultSet::ALL,
+            bug: None,
+        };
         let file = format!(
             "# comment\n\n{}\n--seed 7 --faults none # trailing\nrun --seed 9 --bug ack-before-sync --expect-failure\n",
             spec.replay_command()

@@ -20,17 +20,26 @@ struct Inner {
 
 /// Simulated time since the runtime started (zero outside a runtime).
 pub fn sim_now() -> Duration {
-    TimeHandle::try_current().map(|time| time.elapsed()).unwrap_or_default()
+    TimeHandle::try_current()
+        .map(|time| time.elapsed())
+        .unwrap_or_default()
 }
 
 impl Trace {
     /// A trace that also prints each event as it happens when `echo` is set.
     pub fn new(echo: bool) -> Trace {
-        Trace { inner: Arc::new(Mutex::new(Inner { lines: Vec::new(), echo })) }
+        Trace {
+            inner: Arc::new(Mutex::new(Inner {
+                lines: Vec::new(),
+                echo,
+            })),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records one event by `who` at the current simulated time.

@@ -17,7 +17,11 @@ fn pinned(keep_writes: bool, keep_dirs: bool) -> DiskOptions {
 fn node(options: DiskOptions) -> (NodeId, SimStorage, Arc<SimDisk>) {
     let disk = plugin::simulator::<SimDisk>();
     disk.set_options(options);
-    let id = Handle::current().create_node().name("disk-test").build().id();
+    let id = Handle::current()
+        .create_node()
+        .name("disk-test")
+        .build()
+        .id();
     (id, SimStorage::new(id, disk.clone()), disk)
 }
 
@@ -36,7 +40,10 @@ async fn contents(storage: &SimStorage, path: &str) -> io::Result<Vec<u8>> {
 /// Creates `path` with `data`, with the directory entry made durable.
 async fn durable_file(storage: &SimStorage, path: &str, data: &'static [u8]) -> FileId {
     let file = storage.open(path, true).await.unwrap();
-    storage.write_at(file, 0, Bytes::from_static(data)).await.unwrap();
+    storage
+        .write_at(file, 0, Bytes::from_static(data))
+        .await
+        .unwrap();
     storage.sync_data(file).await.unwrap();
     storage.sync_dir("").await.unwrap();
     file
@@ -47,7 +54,10 @@ fn unsynced_writes_are_lost_and_synced_ones_survive() {
     in_fresh_runtime(1, || async {
         let (id, storage, disk) = node(pinned(false, false));
         let file = durable_file(&storage, "f", b"durable").await;
-        storage.write_at(file, 7, Bytes::from_static(b"+pending")).await.unwrap();
+        storage
+            .write_at(file, 7, Bytes::from_static(b"+pending"))
+            .await
+            .unwrap();
         assert_eq!(contents(&storage, "f").await.unwrap(), b"durable+pending");
         kill(id);
         assert_eq!(contents(&storage, "f").await.unwrap(), b"durable");
@@ -64,7 +74,10 @@ fn kept_writes_survive_a_crash_without_sync() {
     in_fresh_runtime(2, || async {
         let (id, storage, _) = node(pinned(true, false));
         let file = durable_file(&storage, "f", b"a").await;
-        storage.write_at(file, 1, Bytes::from_static(b"b")).await.unwrap();
+        storage
+            .write_at(file, 1, Bytes::from_static(b"b"))
+            .await
+            .unwrap();
         kill(id);
         assert_eq!(contents(&storage, "f").await.unwrap(), b"ab");
     })
@@ -78,7 +91,10 @@ fn a_created_file_needs_its_directory_synced() {
         storage.create_dir_all("d").await.unwrap();
         storage.sync_dir("").await.unwrap();
         let file = storage.open("d/f", true).await.unwrap();
-        storage.write_at(file, 0, Bytes::from_static(b"data")).await.unwrap();
+        storage
+            .write_at(file, 0, Bytes::from_static(b"data"))
+            .await
+            .unwrap();
         storage.sync_data(file).await.unwrap();
         kill(id);
         // Data synced, entry not: the file is gone.
@@ -87,7 +103,10 @@ fn a_created_file_needs_its_directory_synced() {
         assert_eq!(disk.stats().dirs_reverted, 1);
 
         let file = storage.open("d/f", true).await.unwrap();
-        storage.write_at(file, 0, Bytes::from_static(b"data")).await.unwrap();
+        storage
+            .write_at(file, 0, Bytes::from_static(b"data"))
+            .await
+            .unwrap();
         storage.sync_data(file).await.unwrap();
         storage.sync_dir("d").await.unwrap();
         kill(id);
@@ -108,7 +127,11 @@ fn renames_and_removals_need_a_directory_sync_too() {
 
         storage.remove("a").await.unwrap();
         kill(id);
-        assert_eq!(contents(&storage, "a").await.unwrap(), b"x", "removal undone by the crash");
+        assert_eq!(
+            contents(&storage, "a").await.unwrap(),
+            b"x",
+            "removal undone by the crash"
+        );
 
         storage.rename("a", "b").await.unwrap();
         storage.sync_dir("").await.unwrap();
@@ -124,7 +147,10 @@ fn a_directory_may_keep_its_unsynced_changes() {
     in_fresh_runtime(5, || async {
         let (id, storage, disk) = node(pinned(true, true));
         let file = storage.open("f", true).await.unwrap();
-        storage.write_at(file, 0, Bytes::from_static(b"z")).await.unwrap();
+        storage
+            .write_at(file, 0, Bytes::from_static(b"z"))
+            .await
+            .unwrap();
         kill(id);
         assert_eq!(contents(&storage, "f").await.unwrap(), b"z");
         assert_eq!(disk.stats().dirs_kept, 1);
@@ -136,17 +162,27 @@ fn a_directory_may_keep_its_unsynced_changes() {
 fn torn_writes_keep_a_strict_prefix() {
     for seed in 10..30 {
         let (data, kept) = in_fresh_runtime(seed, || async {
-            let options = DiskOptions { crash_torn_write_probability: 1.0, ..pinned(false, false) };
+            let options = DiskOptions {
+                crash_torn_write_probability: 1.0,
+                ..pinned(false, false)
+            };
             let (id, storage, disk) = node(options);
             let file = durable_file(&storage, "f", b"").await;
             let data: Vec<u8> = (0..100).collect();
-            storage.write_at(file, 0, Bytes::from(data.clone())).await.unwrap();
+            storage
+                .write_at(file, 0, Bytes::from(data.clone()))
+                .await
+                .unwrap();
             kill(id);
             assert_eq!(disk.stats().writes_torn, 1);
             (data, contents(&storage, "f").await.unwrap())
         })
         .unwrap();
-        assert!(!kept.is_empty() && kept.len() < data.len(), "seed {seed}: kept {}", kept.len());
+        assert!(
+            !kept.is_empty() && kept.len() < data.len(),
+            "seed {seed}: kept {}",
+            kept.len()
+        );
         assert_eq!(kept[..], data[..kept.len()], "seed {seed}: not a prefix");
     }
 }
@@ -154,11 +190,17 @@ fn torn_writes_keep_a_strict_prefix() {
 #[test]
 fn after_a_failed_fsync_a_later_sync_does_not_save_the_data() {
     in_fresh_runtime(6, || async {
-        let options = DiskOptions { fsync_error_probability: 1.0, ..pinned(false, false) };
+        let options = DiskOptions {
+            fsync_error_probability: 1.0,
+            ..pinned(false, false)
+        };
         let (id, storage, disk) = node(pinned(false, false));
         let file = durable_file(&storage, "f", b"").await;
         disk.set_options(options);
-        storage.write_at(file, 0, Bytes::from_static(b"lost")).await.unwrap();
+        storage
+            .write_at(file, 0, Bytes::from_static(b"lost"))
+            .await
+            .unwrap();
         assert!(storage.sync_data(file).await.is_err());
         // Reads still see the data (page cache)...
         assert_eq!(contents(&storage, "f").await.unwrap(), b"lost");
@@ -174,18 +216,67 @@ fn after_a_failed_fsync_a_later_sync_does_not_save_the_data() {
 }
 
 #[test]
+fn a_sync_is_durable_only_once_it_returns() {
+    in_fresh_runtime(12, || async {
+        let options = DiskOptions {
+            sync_latency_ms_min: 5,
+            sync_latency_ms_max: 5,
+            ..pinned(false, false)
+        };
+        let (id, storage, _) = node(options);
+        let file = durable_file(&storage, "f", b"").await;
+        storage
+            .write_at(file, 0, Bytes::from_static(b"in flight"))
+            .await
+            .unwrap();
+        let sync = storage.sync_data(file);
+        kill(id); // before the sync's latency is over
+        sync.await.unwrap(); // a stale completion must not resurrect anything
+        assert_eq!(contents(&storage, "f").await.unwrap(), b"");
+
+        let file = storage.open("f", false).await.unwrap();
+        storage
+            .write_at(file, 0, Bytes::from_static(b"synced"))
+            .await
+            .unwrap();
+        storage.sync_data(file).await.unwrap();
+        kill(id);
+        assert_eq!(contents(&storage, "f").await.unwrap(), b"synced");
+    })
+    .unwrap();
+}
+
+#[test]
 fn enospc_and_capacity_refuse_writes_without_changing_anything() {
     in_fresh_runtime(7, || async {
-        let options = DiskOptions { capacity_bytes: 10, ..pinned(true, true) };
+        let options = DiskOptions {
+            capacity_bytes: 10,
+            ..pinned(true, true)
+        };
         let (_, storage, disk) = node(options);
         let file = storage.open("f", true).await.unwrap();
-        storage.write_at(file, 0, Bytes::from_static(b"0123456789")).await.unwrap();
-        let err = storage.write_at(file, 10, Bytes::from_static(b"x")).await.unwrap_err();
+        storage
+            .write_at(file, 0, Bytes::from_static(b"0123456789"))
+            .await
+            .unwrap();
+        let err = storage
+            .write_at(file, 10, Bytes::from_static(b"x"))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::StorageFull);
         // Overwriting in place needs no space.
-        storage.write_at(file, 0, Bytes::from_static(b"ab")).await.unwrap();
-        disk.set_options(DiskOptions { enospc_probability: 1.0, ..pinned(true, true) });
-        let err = storage.write_at(file, 0, Bytes::from_static(b"q")).await.unwrap_err();
+        storage
+            .write_at(file, 0, Bytes::from_static(b"ab"))
+            .await
+            .unwrap();
+        disk.set_options(DiskOptions {
+            enospc_probability: 1.0,
+            ..pinned(true, true)
+        });
+        let err = storage
+            .write_at(file, 0, Bytes::from_static(b"q"))
+            .await
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::StorageFull);
         assert_eq!(contents(&storage, "f").await.unwrap(), b"ab23456789");
         assert_eq!(disk.stats().enospc, 2);
@@ -200,12 +291,23 @@ fn bit_flips_change_one_bit_of_the_read_only() {
         let file = storage.open("f", true).await.unwrap();
         let data = Bytes::from_static(b"some bytes to corrupt");
         storage.write_at(file, 0, data.clone()).await.unwrap();
-        disk.set_options(DiskOptions { read_bitflip_probability: 1.0, ..DiskOptions::faultless() });
+        disk.set_options(DiskOptions {
+            read_bitflip_probability: 1.0,
+            ..DiskOptions::faultless()
+        });
         let read = storage.read_at(file, 0, data.len()).await.unwrap();
-        let flipped: u32 = read.iter().zip(data.iter()).map(|(a, b)| (a ^ b).count_ones()).sum();
+        let flipped: u32 = read
+            .iter()
+            .zip(data.iter())
+            .map(|(a, b)| (a ^ b).count_ones())
+            .sum();
         assert_eq!(flipped, 1);
         disk.liveness_mode();
-        assert_eq!(storage.read_at(file, 0, data.len()).await.unwrap(), data, "stored bytes intact");
+        assert_eq!(
+            storage.read_at(file, 0, data.len()).await.unwrap(),
+            data,
+            "stored bytes intact"
+        );
     })
     .unwrap();
 }
@@ -213,7 +315,11 @@ fn bit_flips_change_one_bit_of_the_read_only() {
 #[test]
 fn latency_delays_results_but_not_effects() {
     in_fresh_runtime(9, || async {
-        let options = DiskOptions { latency_ms_min: 50, latency_ms_max: 50, ..DiskOptions::faultless() };
+        let options = DiskOptions {
+            latency_ms_min: 50,
+            latency_ms_max: 50,
+            ..DiskOptions::faultless()
+        };
         let (_, storage, _) = node(options);
         let start = crate::trace::sim_now();
         let file = storage.open("f", true).await.unwrap();
@@ -237,7 +343,9 @@ fn random_crashes(seed: u64) -> (Vec<Vec<u8>>, DiskStats, Vec<String>) {
             let path = format!("f{i}");
             let file = storage.open(&path, true).await.unwrap();
             for w in 0..8u8 {
-                let _ = storage.write_at(file, u64::from(w) * 16, Bytes::from(vec![w; 16])).await;
+                let _ = storage
+                    .write_at(file, u64::from(w) * 16, Bytes::from(vec![w; 16]))
+                    .await;
                 if w % 3 == 0 {
                     let _ = storage.sync_data(file).await;
                 }
@@ -261,7 +369,10 @@ fn same_seed_same_outcome() {
         assert_eq!(random_crashes(seed), random_crashes(seed), "seed {seed}");
     }
     let outcomes: Vec<_> = (100..110).map(random_crashes).collect();
-    assert!(outcomes.windows(2).any(|pair| pair[0] != pair[1]), "seeds should differ");
+    assert!(
+        outcomes.windows(2).any(|pair| pair[0] != pair[1]),
+        "seeds should differ"
+    );
 }
 
 #[test]

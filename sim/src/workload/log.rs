@@ -84,7 +84,9 @@ fn decode_frame(frame: &[u8]) -> Option<u64> {
 /// checksum is reread a few times (reads may flip bits); if it stays bad, the log ends there.
 async fn read_records(storage: &dyn Storage, file: FileId) -> io::Result<(Vec<u64>, u64)> {
     let len = storage.len(file).await?;
-    let data = storage.read_at(file, 0, usize::try_from(len).unwrap_or(usize::MAX)).await?;
+    let data = storage
+        .read_at(file, 0, usize::try_from(len).unwrap_or(usize::MAX))
+        .await?;
     let mut records = Vec::new();
     for (i, frame) in data.chunks_exact(FRAME_BYTES).enumerate() {
         let mut seq = decode_frame(frame);
@@ -142,8 +144,16 @@ impl LogFile {
         }
         let last = records.last().copied().unwrap_or(0);
         let cut = file_len - valid;
-        ctx.trace.event("server", format_args!("recovered {} records, cut {cut} bytes", records.len()));
-        Ok(LogFile { storage, file, len: valid, last })
+        ctx.trace.event(
+            "server",
+            format_args!("recovered {} records, cut {cut} bytes", records.len()),
+        );
+        Ok(LogFile {
+            storage,
+            file,
+            len: valid,
+            last,
+        })
     }
 
     /// Appends the batch's next records in order (duplicates and records past a gap are ignored).
@@ -161,7 +171,11 @@ impl LogFile {
             return Ok(None);
         }
         let bytes = frames.len() as u64;
-        match self.storage.write_at(self.file, self.len, frames.into()).await {
+        match self
+            .storage
+            .write_at(self.file, self.len, frames.into())
+            .await
+        {
             Ok(()) => {}
             Err(err) if err.kind() == io::ErrorKind::StorageFull => {
                 trace.event("server", "disk full: batch dropped, client will resend");
@@ -171,16 +185,32 @@ impl LogFile {
         }
         self.len += bytes;
         self.last = next - 1;
+        let first = self.last + 1 - bytes / FRAME_BYTES as u64;
+        trace.event("server", format_args!("appended {first}..={}", self.last));
         Ok(Some(self.last))
     }
 
     async fn sync(&mut self) -> Result<(), String> {
-        self.storage.sync_data(self.file).await.map_err(|err| format!("fsync failed: {err}"))
+        self.storage
+            .sync_data(self.file)
+            .await
+            .map_err(|err| format!("fsync failed: {err}"))
     }
 }
 
+/// Writes and flushes: madsim's TcpStream sends nothing until flushed.
+async fn send_line(stream: &mut TcpStream, text: String) -> io::Result<()> {
+    stream.write_all(text.as_bytes()).await?;
+    stream.flush().await
+}
+
 fn parse_record(line: &[u8]) -> Option<u64> {
-    std::str::from_utf8(line).ok()?.trim().strip_prefix("rec ")?.parse().ok()
+    std::str::from_utf8(line)
+        .ok()?
+        .trim()
+        .strip_prefix("rec ")?
+        .parse()
+        .ok()
 }
 
 /// Serves one connection until it closes. `Err` means the server must crash.
@@ -191,7 +221,8 @@ async fn serve(log: &mut LogFile, mut stream: TcpStream, ctx: &ServerCtx) -> Res
             Ok(0) | Err(_) => return Ok(()),
             Ok(_) => {}
         }
-        // Group commit: every complete line that arrived is one batch, one fsync.
+        // Group commit: every line of one read is one batch, one fsync. (madsim delivers one
+        // message per read, at least 1 ms apart, so the client sends its window as one message.)
         let mut batch = Vec::new();
         while let Some(end) = buf.iter().position(|&b| b == b'\n') {
             batch.extend(parse_record(&buf.split_to(end + 1)));
@@ -205,7 +236,7 @@ async fn serve(log: &mut LogFile, mut stream: TcpStream, ctx: &ServerCtx) -> Res
         let ack = match log.write(&batch, &ctx.trace).await? {
             None => log.last,
             Some(last) if ctx.bug == Some(Bug::AckBeforeSync) => {
-                let _ = stream.write_all(format!("ack {last}\n").as_bytes()).await;
+                let _ = send_line(&mut stream, format!("ack {last}\n")).await;
                 log.sync().await?;
                 continue;
             }
@@ -214,7 +245,10 @@ async fn serve(log: &mut LogFile, mut stream: TcpStream, ctx: &ServerCtx) -> Res
                 last
             }
         };
-        if stream.write_all(format!("ack {ack}\n").as_bytes()).await.is_err() {
+        if send_line(&mut stream, format!("ack {ack}\n"))
+            .await
+            .is_err()
+        {
             return Ok(());
         }
     }
@@ -238,7 +272,8 @@ async fn server_main(ctx: ServerCtx) {
         },
     };
     // A real process would exit here and be restarted; the supervisor plays that part.
-    ctx.trace.event("server", format_args!("{reason}: crashing"));
+    ctx.trace
+        .event("server", format_args!("{reason}: crashing"));
     let _ = ctx.crash_requests.send(reason);
     std::future::pending::<()>().await;
 }
@@ -260,7 +295,10 @@ struct Client {
 
 impl Client {
     fn with_state<T>(&self, f: impl FnOnce(&mut ClientState) -> T) -> T {
-        f(&mut self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        f(&mut self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     fn acked(&self) -> u64 {
@@ -310,23 +348,30 @@ impl Client {
             if acked >= RECORDS || self.failed() {
                 return;
             }
+            // The window goes out in messages of 1 to 4 records; each is one batch at the server.
             let first = next;
             while next <= RECORDS && next <= acked + WINDOW {
-                if stream.write_all(format!("rec {next}\n").as_bytes()).await.is_err() {
-                    return;
+                let mut message = String::new();
+                let end = next + rng.gen_range(1..=4);
+                while next <= RECORDS && next <= acked + WINDOW && next < end {
+                    message.push_str(&format!("rec {next}\n"));
+                    self.with_state(|state| state.history.record(LogEvent::Sent(next)));
+                    next += 1;
                 }
-                self.with_state(|state| state.history.record(LogEvent::Sent(next)));
-                next += 1;
-                if rng.gen_bool(0.5) {
-                    sleep(Duration::from_millis(rng.gen_range(1..=3))).await;
+                if send_line(&mut stream, message).await.is_err() {
+                    return;
                 }
             }
             if next > first {
-                self.trace.event("client", format_args!("sent {first}..={}", next - 1));
+                self.trace
+                    .event("client", format_args!("sent {first}..={}", next - 1));
             }
             match timeout(ACK_TIMEOUT, stream.read_buf(&mut buf)).await {
                 Err(_) => {
-                    self.trace.event("client", format_args!("no ack in time, resending from {}", acked + 1));
+                    self.trace.event(
+                        "client",
+                        format_args!("no ack in time, resending from {}", acked + 1),
+                    );
                     next = acked + 1;
                 }
                 Ok(Ok(0)) | Ok(Err(_)) => return,
@@ -337,7 +382,12 @@ impl Client {
                             return;
                         }
                     }
-                    self.trace.event("client", format_args!("acked up to {}", self.acked()));
+                    self.trace
+                        .event("client", format_args!("acked up to {}", self.acked()));
+                    // Think time, so batches come in all sizes.
+                    if rng.gen_bool(0.3) {
+                        sleep(Duration::from_millis(rng.gen_range(1..=5))).await;
+                    }
                 }
             }
         }
@@ -354,7 +404,8 @@ impl Client {
                 Err(_) => sleep(Duration::from_millis(rng.gen_range(10..=50))).await,
             }
         }
-        self.trace.event("client", format_args!("done, {} acked", self.acked()));
+        self.trace
+            .event("client", format_args!("done, {} acked", self.acked()));
     }
 }
 
@@ -363,7 +414,12 @@ impl Client {
 
 /// Kills the server, keeps it down for `down_for`, restarts it (always kill first: restart alone
 /// neither resets the disk nor frees the listening port).
-async fn crash_server(handle: &Handle, server: madsim::task::NodeId, down_for: Duration, trace: &Trace) {
+async fn crash_server(
+    handle: &Handle,
+    server: madsim::task::NodeId,
+    down_for: Duration,
+    trace: &Trace,
+) {
     trace.event("supervisor", "kill server");
     handle.kill(server);
     sleep(down_for).await;
@@ -389,7 +445,11 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
     disk.set_options(faults::disk_options(spec.faults));
     let mut rng = thread_rng();
     let (crash_requests, mut crash_rx) = mpsc::unbounded_channel();
-    let server_ctx = ServerCtx { trace: trace.clone(), crash_requests, bug: spec.bug };
+    let server_ctx = ServerCtx {
+        trace: trace.clone(),
+        crash_requests,
+        bug: spec.bug,
+    };
     let server = handle
         .create_node()
         .name("log-server")
@@ -398,8 +458,16 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
         .build()
         .id();
     let state = Arc::new(Mutex::new(ClientState::default()));
-    let client = Client { trace: trace.clone(), state: state.clone() };
-    let mut client_task = handle.create_node().name("log-client").ip(CLIENT_IP).build().spawn(client.run());
+    let client = Client {
+        trace: trace.clone(),
+        state: state.clone(),
+    };
+    let mut client_task = handle
+        .create_node()
+        .name("log-client")
+        .ip(CLIENT_IP)
+        .build()
+        .spawn(client.run());
 
     let mut kills: VecDeque<Kill> = if spec.faults.crash {
         faults::draw_kills(&mut rng, SAFETY_WINDOW, KILLS_MAX).into()
@@ -463,7 +531,9 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
         }
     };
     let (acked, history, client_violations) = {
-        let state = state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         (state.acked, state.history.clone(), state.violations.clone())
     };
     violations.extend(client_violations);
@@ -487,7 +557,10 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
         stats.enospc
     );
     trace.event("checker", &summary);
-    Verdict { violations, summary }
+    Verdict {
+        violations,
+        summary,
+    }
 }
 
 #[cfg(test)]
