@@ -37,9 +37,20 @@ fn assert_serving(addr: SocketAddr) {
     s.read_exact(&mut size).expect("response size");
     let mut body = vec![0u8; i32::from_be_bytes(size) as usize];
     s.read_exact(&mut body).expect("response body");
-    assert_eq!(i32::from_be_bytes(body[0..4].try_into().unwrap()), 77, "correlation id");
-    assert_eq!(i16::from_be_bytes(body[4..6].try_into().unwrap()), 0, "error code");
-    assert!(i32::from_be_bytes(body[6..10].try_into().unwrap()) >= 5, "api keys listed");
+    assert_eq!(
+        i32::from_be_bytes(body[0..4].try_into().unwrap()),
+        77,
+        "correlation id"
+    );
+    assert_eq!(
+        i16::from_be_bytes(body[4..6].try_into().unwrap()),
+        0,
+        "error code"
+    );
+    assert!(
+        i32::from_be_bytes(body[6..10].try_into().unwrap()) >= 5,
+        "api keys listed"
+    );
 }
 
 /// The broker closed this connection: a read returns EOF (or a reset).

@@ -1,11 +1,11 @@
 //! Compatibility: librdkafka (through the `rdkafka` crate) against a real gregor over TCP.
+// Tests drive real clocks: they are drivers, not machines.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 
 use common::TestBroker;
-use rdkafka::admin::{
-    AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
-};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -17,9 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Records every delivery report: (partition, offset, key) on success, errors counted.
+/// (partition, offset, key) of one acknowledged record.
+type Acked = (i32, i64, Vec<u8>);
+
 #[derive(Clone, Default)]
 struct Deliveries {
-    acked: Arc<Mutex<Vec<(i32, i64, Vec<u8>)>>>,
+    acked: Arc<Mutex<Vec<Acked>>>,
     failed: Arc<Mutex<Vec<String>>>,
 }
 
