@@ -232,7 +232,8 @@ async fn write_loop<W: AsyncWrite>(
             out.extend_from_slice(&bytes);
         }
         if !out.is_empty() {
-            if writer.write_all(&out).await.is_err() {
+            // Flush too: madsim's TcpStream sends nothing until flushed.
+            if writer.write_all(&out).await.is_err() || writer.flush().await.is_err() {
                 return;
             }
             out.clear();
