@@ -61,12 +61,13 @@ impl Node {
         }
     }
 
-    /// Runs until `shutdown` resolves, then lets in-flight storage work finish.
+    /// Runs until `shutdown` resolves, then lets in-flight storage work finish. Returns `Err`
+    /// at once when the broker hits a fatal error (the process must exit and be restarted).
     pub async fn run(
         mut self,
         mut inbound: mpsc::UnboundedReceiver<Inbound>,
         shutdown: impl Future<Output = ()>,
-    ) {
+    ) -> Result<(), String> {
         tokio::pin!(shutdown);
         let mut retention = tokio::time::interval(self.retention_interval);
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -94,8 +95,12 @@ impl Node {
                 _ = &mut shutdown => break,
             }
             self.drain();
+            if let Some(why) = self.broker.fatal_error() {
+                return Err(why.to_owned());
+            }
         }
         self.finish().await;
+        Ok(())
     }
 
     fn on_inbound(&mut self, msg: Inbound) {

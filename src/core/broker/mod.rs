@@ -14,7 +14,9 @@
 //!   `NoResponse` for `acks=0`) is emitted per request, in any order: the driver restores the
 //!   per-connection order.
 //! - A failed storage operation takes that partition offline (KAFKA_STORAGE_ERROR) until the log
-//!   is recovered by a restart: the unsynced tail is unknown, so it is never retried.
+//!   is recovered by a restart: the unsynced tail is unknown, so it is never retried. A failed
+//!   metadata log operation is fatal ([`Broker::fatal_error`]): the driver must stop the broker,
+//!   and a restart recovers it.
 
 pub mod admin;
 pub mod fetch;
@@ -191,6 +193,8 @@ pub struct Broker {
     /// Next producer id to hand out, and the end of the block persisted in the metadata log.
     next_producer_id: i64,
     producer_block_end: i64,
+    /// Set when the broker cannot go on (its metadata log failed): the driver must stop it.
+    fatal: Option<String>,
 }
 
 impl Broker {
@@ -220,7 +224,13 @@ impl Broker {
             next_producer_id: image.next_producer_id,
             producer_block_end: image.next_producer_id,
             image,
+            fatal: None,
         }
+    }
+
+    /// Why the broker must stop, once something it cannot recover from in place happened.
+    pub fn fatal_error(&self) -> Option<&str> {
+        self.fatal.as_deref()
     }
 
     pub fn config(&self) -> &BrokerConfig {
@@ -429,5 +439,81 @@ impl Broker {
             .read(offset, max_bytes)
             .ok()
             .flatten()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::generated::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+
+    fn broker() -> Broker {
+        let (metadata_log, _) = PartitionLog::create(LogConfig::default(), 0);
+        Broker::new(
+            BrokerConfig::default(),
+            "cluster".into(),
+            MetadataImage::default(),
+            metadata_log,
+            BTreeMap::new(),
+            1,
+        )
+    }
+
+    fn create_topic(broker: &mut Broker) -> WorkId {
+        let ctx = RequestContext {
+            reply: ReplyTo { conn: 1, seq: 1 },
+            api_key: 19,
+            api_version: 5,
+        };
+        let request = CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: "t".into(),
+                num_partitions: 1,
+                replication_factor: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        broker.handle_request(ctx, RequestBody::CreateTopics(request), Now::default());
+        let mut work = None;
+        while let Some(out) = broker.poll_output() {
+            match out {
+                Output::Storage {
+                    work: id,
+                    target: LogTarget::Metadata,
+                    ..
+                } => work = Some(id),
+                other => panic!("unexpected output before the metadata is durable: {other:?}"),
+            }
+        }
+        work.expect("a metadata log write")
+    }
+
+    #[test]
+    fn a_metadata_log_failure_stops_the_broker_without_answering() {
+        let mut broker = broker();
+        let work = create_topic(&mut broker);
+        assert!(broker.fatal_error().is_none());
+        broker.handle_storage_done(work, false, Now::default());
+        assert!(broker.fatal_error().is_some());
+        assert!(broker.poll_output().is_none(), "nothing is acknowledged");
+        assert!(broker.image().topics.is_empty());
+    }
+
+    #[test]
+    fn a_durable_metadata_write_answers_and_creates_the_topic() {
+        let mut broker = broker();
+        let work = create_topic(&mut broker);
+        broker.handle_storage_done(work, true, Now::default());
+        assert!(broker.fatal_error().is_none());
+        assert!(broker.image().topics.contains_key("t"));
+        let outputs: Vec<Output> = std::iter::from_fn(|| broker.poll_output()).collect();
+        assert!(outputs.iter().any(|o| matches!(
+            o,
+            Output::Respond {
+                body: ResponseBody::CreateTopics(_),
+                ..
+            }
+        )));
     }
 }
