@@ -60,6 +60,8 @@ const KILLS_MAX: u32 = 4;
 const CLOGS_MAX: u32 = 4;
 /// Highest packet loss rate drawn (madsim's TCP resends lost packets after a backoff).
 const PACKET_LOSS_MAX: f64 = 0.05;
+/// Factors applied to the disk's fault rates, one drawn per seed.
+const DISK_FAULT_SCALES: [f64; 3] = [0.1, 0.3, 1.0];
 /// Restart requests this soon after a restart are taken to be about the old incarnation.
 const RESTART_DEBOUNCE: Duration = Duration::from_millis(200);
 /// How often the supervisor looks at its schedule.
@@ -218,9 +220,19 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
     let _logs = capture_logs(&trace, "broker");
     let handle = Handle::current();
     let disk = madsim::plugin::simulator::<SimDisk>();
-    disk.set_options(faults::disk_options(spec.faults));
     let net = NetSim::current();
     let mut rng = thread_rng();
+    let mut disk_options = faults::disk_options(spec.faults);
+    if spec.faults.disk {
+        // Swarm testing: each seed draws how often the disk fails, so some runs see a fault every
+        // few requests and others long stretches of normal work between faults.
+        let scale = DISK_FAULT_SCALES[rng.gen_range(0..DISK_FAULT_SCALES.len())];
+        trace.event("supervisor", format_args!("disk fault rates x{scale}"));
+        disk_options.fsync_error_probability *= scale;
+        disk_options.enospc_probability *= scale;
+        disk_options.read_bitflip_probability *= scale;
+    }
+    disk.set_options(disk_options);
     let (restarts_tx, mut restarts_rx) = mpsc::unbounded_channel();
 
     let broker_node = BrokerNode {
