@@ -12,10 +12,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
     step("cargo", &["test", "--workspace", "--all-features"])?;
     if !quick {
         step("cargo", &["sim", "regressions"])?;
-        step(
-            "cargo",
-            &["sim", "sweep", "--seeds", SWEEP_SEEDS, "--jobs", "2"],
-        )?;
+        for workload in ["log", "broker"] {
+            step(
+                "cargo",
+                &[
+                    "sim",
+                    "sweep",
+                    "--seeds",
+                    SWEEP_SEEDS,
+                    "--workload",
+                    workload,
+                    "--jobs",
+                    "2",
+                ],
+            )?;
+        }
     }
     Ok(())
 }
