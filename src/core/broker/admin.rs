@@ -403,7 +403,8 @@ impl Broker {
                                 name: key.to_string(),
                                 value: log.get(key),
                                 read_only: false,
-                                is_default: !is_override,
+                                // v0 only; later versions say it with config_source.
+                                is_default: ctx.api_version == 0 && !is_override,
                                 config_source: if is_override {
                                     SOURCE_TOPIC
                                 } else {
@@ -427,7 +428,7 @@ impl Broker {
                                 name: broker_key.to_string(),
                                 value: self.config.log.get(topic_key),
                                 read_only: true,
-                                is_default: true,
+                                is_default: ctx.api_version == 0,
                                 config_source: SOURCE_DEFAULT,
                                 ..Default::default()
                             });
