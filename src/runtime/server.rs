@@ -173,7 +173,12 @@ async fn recover(
                 tracing::warn!(partition = %tp.dir(), bytes = opened.truncated_bytes, "cut a torn or corrupt log tail");
             }
             let producers = producers_from(&opened.tail);
-            partitions.insert(tp, PartitionState::new(opened.log, producers));
+            let mut log = opened.log;
+            if let Some(&start) = topic.log_starts.get(&partition) {
+                // DeleteRecords: the start offset lives in the metadata log.
+                let _ = log.advance_log_start(start.min(log.log_end_offset()));
+            }
+            partitions.insert(tp, PartitionState::new(log, producers));
         }
     }
     remove_orphans(&*storage, &partitions).await;

@@ -17,6 +17,7 @@
 //!   is recovered by a restart: the unsynced tail is unknown, so it is never retried.
 
 pub mod admin;
+pub mod alter;
 pub mod fetch;
 pub mod metadata;
 pub mod produce;
@@ -264,6 +265,12 @@ impl Broker {
             RequestBody::InitProducerId(req) => self.handle_init_producer_id(ctx, req, now),
             RequestBody::DescribeCluster(req) => self.handle_describe_cluster(ctx, req),
             RequestBody::DescribeConfigs(req) => self.handle_describe_configs(ctx, req),
+            RequestBody::CreatePartitions(req) => self.handle_create_partitions(ctx, req, now),
+            RequestBody::DeleteRecords(req) => self.handle_delete_records(ctx, req, now),
+            RequestBody::AlterConfigs(req) => self.handle_alter_configs(ctx, req, now),
+            RequestBody::IncrementalAlterConfigs(req) => {
+                self.handle_incremental_alter_configs(ctx, req, now)
+            }
             _ => {
                 // Not in the ApiVersions table, so no client should send it: close, as Kafka does.
                 self.outputs.push_back(Output::Close { reply: ctx.reply });
