@@ -15,7 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Default)]
-struct Acked(Arc<Mutex<BTreeSet<(i32, i64, Vec<u8>)>>>);
+struct Acked(Arc<Mutex<BTreeSet<Stored>>>);
+
+/// (partition, offset, value) of one record.
+type Stored = (i32, i64, Vec<u8>);
 
 impl ClientContext for Acked {}
 impl ProducerContext for Acked {
@@ -45,7 +48,7 @@ fn producer(bootstrap: &str) -> (ThreadedProducer<Acked>, Acked) {
 }
 
 /// Everything in the topic: (partition, offset, value).
-fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeSet<(i32, i64, Vec<u8>)> {
+fn read_all(bootstrap: &str, topic: &str, partitions: i32) -> BTreeSet<Stored> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "durability-reader")
