@@ -438,3 +438,6 @@ impl Broker {
             .flatten()
     }
 }
+
+#[cfg(test)]
+mod tests;
