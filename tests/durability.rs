@@ -154,3 +154,42 @@ fn acknowledged_records_survive_kill_9() {
         assert_eq!(*offset, expected as i64);
     }
 }
+
+#[test]
+fn sigterm_stops_cleanly_and_keeps_acks_1_data() {
+    let dir = temp_dir("sigterm");
+    let port = free_port();
+    let mut broker = BrokerProcess::start(&dir, port);
+    let bootstrap = broker.addr.to_string();
+    let acked = Acked::default();
+    let p: ThreadedProducer<Acked> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("acks", "1")
+        .set("linger.ms", "2")
+        .create_with_context(acked.clone())
+        .unwrap();
+    for i in 0..2000 {
+        p.send(BaseRecord::<(), _>::to("term").payload(&format!("v{i}")))
+            .unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+    drop(p);
+    let pid = broker.child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(exit) = broker.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "gregor did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+    let broker = BrokerProcess::start(&dir, port);
+    let stored = read_all(&broker.addr.to_string(), "term", 1);
+    assert_eq!(stored, *acked.0.lock().unwrap());
+}

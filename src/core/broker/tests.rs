@@ -240,6 +240,12 @@ fn bad_batches_and_unknown_partitions_get_kafka_errors() {
         produce_answer(&h, r).0,
         ErrorCode::InvalidRequiredAcks.code()
     );
+    // Larger than max.message.bytes (1 MiB by default).
+    let mut big = BatchBuilder::new(Compression::None);
+    big.push(1000, None, Some(Bytes::from(vec![7u8; 2 << 20])), vec![])
+        .unwrap();
+    let r = h.produce("t", 0, -1, big.build().unwrap());
+    assert_eq!(produce_answer(&h, r).0, ErrorCode::MessageTooLarge.code());
     assert!(h.work.is_empty(), "nothing was written");
 }
 
