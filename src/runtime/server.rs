@@ -44,6 +44,7 @@ pub async fn serve(
     let limits = Limits {
         max_frame: config.socket_request_max_bytes,
         max_in_flight: config.queued_max_requests,
+        max_in_flight_bytes: config.queued_max_request_bytes,
         idle_timeout: Duration::from_millis(config.connections_max_idle_ms),
     };
     let mut bound = Vec::new();
