@@ -12,5 +12,7 @@
 
 pub mod config;
 pub mod core;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod protocol;
 pub mod storage;
