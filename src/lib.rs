@@ -15,4 +15,5 @@ pub mod core;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod protocol;
+pub mod runtime;
 pub mod storage;

@@ -2,5 +2,6 @@
 //! a thread or a global RNG. Inputs come in as method calls carrying `now`; outputs go out as data
 //! (storage operations, responses) for a driver to carry out. See each module's contract.
 
+pub mod broker;
 pub mod log;
 pub mod time;

@@ -192,9 +192,13 @@ fn read_sized(buf: &mut Bytes, len: usize) -> DecodeResult<Bytes> {
     Ok(buf.split_to(len))
 }
 
+/// Longest protocol string: Kafka refuses longer ones in both the classic and compact forms.
+pub const MAX_STRING_LEN: usize = i16::MAX as usize;
+
 pub fn read_nullable_string(buf: &mut Bytes, compact: bool) -> DecodeResult<Option<String>> {
     match read_len(buf, compact, true)? {
         None => Ok(None),
+        Some(len) if len > MAX_STRING_LEN => Err(DecodeError::InvalidLength(len as i64)),
         Some(len) => {
             let raw = read_sized(buf, len)?;
             String::from_utf8(raw.to_vec())
@@ -361,6 +365,9 @@ fn len_size(len: Option<usize>, compact: bool, classic_i16: bool) -> usize {
 }
 
 pub fn put_nullable_string(buf: &mut BytesMut, s: Option<&str>, compact: bool) -> EncodeResult<()> {
+    if s.is_some_and(|s| s.len() > MAX_STRING_LEN) {
+        return Err(EncodeError::TooLong("string"));
+    }
     put_len(buf, s.map(str::len), compact, true, "string")?;
     if let Some(s) = s {
         buf.put_slice(s.as_bytes());
@@ -421,6 +428,269 @@ pub fn put_tagged_field_header(buf: &mut BytesMut, tag: u32, size: usize) -> Enc
 
 pub fn tagged_field_header_size(tag: u32, size: usize) -> usize {
     unsigned_varint_len(tag) + unsigned_varint_len(size as u32)
+}
+
+// ---- helpers for the generated message code ----
+//
+// `nullable` says whether the field may be null at the version being read or written; `field`
+// names it in errors. Arrays take the element codec as a closure, so each message's code stays
+// straight-line and monomorphic.
+
+/// Arrays are filled as elements decode rather than sized up front from a count on the wire.
+const MAX_PREALLOC: usize = 1024;
+
+pub fn read_string_opt(
+    buf: &mut Bytes,
+    compact: bool,
+    nullable: bool,
+) -> DecodeResult<Option<String>> {
+    let s = read_nullable_string(buf, compact)?;
+    if s.is_none() && !nullable {
+        return Err(DecodeError::UnexpectedNull);
+    }
+    Ok(s)
+}
+
+pub fn read_bytes_opt(
+    buf: &mut Bytes,
+    compact: bool,
+    nullable: bool,
+) -> DecodeResult<Option<Bytes>> {
+    let b = read_nullable_bytes(buf, compact)?;
+    if b.is_none() && !nullable {
+        return Err(DecodeError::UnexpectedNull);
+    }
+    Ok(b)
+}
+
+/// Whether a nullable struct follows. Inline, the marker is an int8 (negative = null); inside a
+/// tagged field it is an unsigned varint (0 = null). Non-nullable structs have no marker.
+pub fn read_struct_marker(buf: &mut Bytes, nullable: bool, tagged: bool) -> DecodeResult<bool> {
+    if !nullable {
+        Ok(true)
+    } else if tagged {
+        Ok(read_unsigned_varint(buf)? > 0)
+    } else {
+        Ok(read_i8(buf)? >= 0)
+    }
+}
+
+pub fn read_array<T>(
+    buf: &mut Bytes,
+    compact: bool,
+    elem: impl FnMut(&mut Bytes) -> DecodeResult<T>,
+) -> DecodeResult<Vec<T>> {
+    read_array_opt(buf, compact, false, elem)?.ok_or(DecodeError::UnexpectedNull)
+}
+
+pub fn read_array_opt<T>(
+    buf: &mut Bytes,
+    compact: bool,
+    nullable: bool,
+    mut elem: impl FnMut(&mut Bytes) -> DecodeResult<T>,
+) -> DecodeResult<Option<Vec<T>>> {
+    let Some(n) = read_array_len(buf, compact)? else {
+        return if nullable {
+            Ok(None)
+        } else {
+            Err(DecodeError::UnexpectedNull)
+        };
+    };
+    let mut v = Vec::with_capacity(n.min(MAX_PREALLOC));
+    for _ in 0..n {
+        v.push(elem(buf)?);
+    }
+    Ok(Some(v))
+}
+
+/// A tagged-field section where every field is unknown to this version.
+pub fn read_raw_tagged_fields(buf: &mut Bytes) -> DecodeResult<Vec<RawTaggedField>> {
+    let mut fields = Vec::new();
+    read_tagged_fields(buf, |tag, data| {
+        fields.push(RawTaggedField { tag, data });
+        Ok(())
+    })?;
+    Ok(fields)
+}
+
+/// A known tagged field must fill exactly the size its header declares.
+pub fn check_consumed(data: &Bytes) -> DecodeResult<()> {
+    if data.is_empty() {
+        Ok(())
+    } else {
+        Err(DecodeError::Invalid("tagged field longer than its value"))
+    }
+}
+
+fn check_null(present: bool, nullable: bool, field: &'static str) -> EncodeResult<()> {
+    if present || nullable {
+        Ok(())
+    } else {
+        Err(EncodeError::UnexpectedNull(field))
+    }
+}
+
+pub fn put_string_opt(
+    buf: &mut BytesMut,
+    s: Option<&str>,
+    compact: bool,
+    nullable: bool,
+    field: &'static str,
+) -> EncodeResult<()> {
+    check_null(s.is_some(), nullable, field)?;
+    put_nullable_string(buf, s, compact)
+}
+
+pub fn string_opt_size(
+    s: Option<&str>,
+    compact: bool,
+    nullable: bool,
+    field: &'static str,
+) -> EncodeResult<usize> {
+    check_null(s.is_some(), nullable, field)?;
+    Ok(nullable_string_size(s, compact))
+}
+
+pub fn put_bytes_opt(
+    buf: &mut BytesMut,
+    b: Option<&[u8]>,
+    compact: bool,
+    nullable: bool,
+    field: &'static str,
+) -> EncodeResult<()> {
+    check_null(b.is_some(), nullable, field)?;
+    put_nullable_bytes(buf, b, compact)
+}
+
+pub fn bytes_opt_size(
+    b: Option<&[u8]>,
+    compact: bool,
+    nullable: bool,
+    field: &'static str,
+) -> EncodeResult<usize> {
+    check_null(b.is_some(), nullable, field)?;
+    Ok(nullable_bytes_size(b, compact))
+}
+
+/// The marker before a nullable struct (see [`read_struct_marker`]).
+pub fn put_struct_marker(
+    buf: &mut BytesMut,
+    present: bool,
+    nullable: bool,
+    tagged: bool,
+    field: &'static str,
+) -> EncodeResult<()> {
+    check_null(present, nullable, field)?;
+    if nullable {
+        if tagged {
+            put_unsigned_varint(buf, u32::from(present));
+        } else {
+            buf.put_i8(if present { 1 } else { -1 });
+        }
+    }
+    Ok(())
+}
+
+pub fn struct_marker_size(
+    present: bool,
+    nullable: bool,
+    field: &'static str,
+) -> EncodeResult<usize> {
+    check_null(present, nullable, field)?;
+    Ok(usize::from(nullable))
+}
+
+pub fn put_array<T>(
+    buf: &mut BytesMut,
+    items: &[T],
+    compact: bool,
+    elem: impl FnMut(&mut BytesMut, &T) -> EncodeResult<()>,
+) -> EncodeResult<()> {
+    put_array_opt(buf, Some(items), compact, false, "array", elem)
+}
+
+pub fn put_array_opt<T>(
+    buf: &mut BytesMut,
+    items: Option<&[T]>,
+    compact: bool,
+    nullable: bool,
+    field: &'static str,
+    mut elem: impl FnMut(&mut BytesMut, &T) -> EncodeResult<()>,
+) -> EncodeResult<()> {
+    check_null(items.is_some(), nullable, field)?;
+    put_array_len(buf, items.map(<[T]>::len), compact)?;
+    for item in items.unwrap_or_default() {
+        elem(buf, item)?;
+    }
+    Ok(())
+}
+
+pub fn array_size<T>(
+    items: &[T],
+    compact: bool,
+    elem: impl FnMut(&T) -> EncodeResult<usize>,
+) -> EncodeResult<usize> {
+    array_opt_size(Some(items), compact, false, "array", elem)
+}
+
+pub fn array_opt_size<T>(
+    items: Option<&[T]>,
+    compact: bool,
+    nullable: bool,
+    field: &'static str,
+    mut elem: impl FnMut(&T) -> EncodeResult<usize>,
+) -> EncodeResult<usize> {
+    check_null(items.is_some(), nullable, field)?;
+    let mut size = array_len_size(items.map(<[T]>::len), compact);
+    for item in items.unwrap_or_default() {
+        size += elem(item)?;
+    }
+    Ok(size)
+}
+
+/// The number of fields that open a tagged-field section.
+pub fn put_tagged_count(buf: &mut BytesMut, count: usize) -> EncodeResult<()> {
+    put_unsigned_varint(
+        buf,
+        u32::try_from(count).map_err(|_| EncodeError::TooLong("tagged fields"))?,
+    );
+    Ok(())
+}
+
+pub fn tagged_count_size(count: usize) -> usize {
+    unsigned_varint_len(count as u32)
+}
+
+/// Writes the unknown tagged fields that sort before tag `below` (all of them for `None`), so
+/// that known and unknown fields come out in ascending tag order, as they were read.
+pub fn put_unknown_tagged_fields(
+    buf: &mut BytesMut,
+    unknown: &mut std::iter::Peekable<std::slice::Iter<'_, RawTaggedField>>,
+    below: Option<u32>,
+) -> EncodeResult<()> {
+    while let Some(f) = unknown.next_if(|f| below.is_none_or(|b| f.tag < b)) {
+        put_tagged_field_header(buf, f.tag, f.data.len())?;
+        buf.put_slice(&f.data);
+    }
+    Ok(())
+}
+
+/// A tagged-field section holding only unknown fields.
+pub fn put_raw_tagged_fields(buf: &mut BytesMut, fields: &[RawTaggedField]) -> EncodeResult<()> {
+    put_tagged_count(buf, fields.len())?;
+    put_unknown_tagged_fields(buf, &mut fields.iter().peekable(), None)
+}
+
+/// Size of unknown tagged fields, without the count that opens the section.
+pub fn raw_tagged_fields_body_size(fields: &[RawTaggedField]) -> usize {
+    fields
+        .iter()
+        .map(|f| tagged_field_header_size(f.tag, f.data.len()) + f.data.len())
+        .sum()
+}
+
+pub fn raw_tagged_fields_size(fields: &[RawTaggedField]) -> usize {
+    tagged_count_size(fields.len()) + raw_tagged_fields_body_size(fields)
 }
 
 #[cfg(test)]

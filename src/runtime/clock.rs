@@ -13,7 +13,10 @@ pub struct Clock {
 
 impl Clock {
     pub fn start() -> Clock {
-        Clock { origin: tokio::time::Instant::now(), wall_offset_ms: 0 }
+        Clock {
+            origin: tokio::time::Instant::now(),
+            wall_offset_ms: 0,
+        }
     }
 
     pub fn now(&self) -> Now {
@@ -21,7 +24,10 @@ impl Clock {
         let wall = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        Now { mono, wall_ms: wall.saturating_add(self.wall_offset_ms) }
+        Now {
+            mono,
+            wall_ms: wall.saturating_add(self.wall_offset_ms),
+        }
     }
 
     /// The tokio instant matching a machine deadline.

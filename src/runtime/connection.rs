@@ -7,7 +7,7 @@ use super::node::Inbound;
 use crate::core::broker::ReplyTo;
 use crate::protocol::api_versions;
 use crate::protocol::frame::FrameDecoder;
-use crate::protocol::generated::ResponseBody;
+use crate::protocol::generated::{ApiKey, ResponseBody};
 use crate::protocol::header;
 use bytes::{Bytes, BytesMut};
 use std::collections::{BTreeMap, VecDeque};
@@ -24,6 +24,19 @@ pub enum Reply {
     Encoded(Bytes),
     /// `acks=0`: nothing to write.
     Nothing,
+    /// Close the connection once the responses before this one are written.
+    Close,
+}
+
+/// Api key, api version and correlation id from the first 8 bytes of a request.
+fn peek_request(frame: &Bytes) -> Option<(i16, i16, i32)> {
+    let head: &[u8; 8] = frame.get(..8)?.try_into().ok()?;
+    let [k0, k1, v0, v1, c0, c1, c2, c3] = *head;
+    Some((
+        i16::from_be_bytes([k0, k1]),
+        i16::from_be_bytes([v0, v1]),
+        i32::from_be_bytes([c0, c1, c2, c3]),
+    ))
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +63,13 @@ where
     let (reply_tx, reply_rx) = mpsc::unbounded_channel::<(u64, Reply)>();
     let (expect_tx, expect_rx) = mpsc::unbounded_channel::<Expected>();
     let permits = Arc::new(Semaphore::new(limits.max_in_flight));
-    if to_node.send(Inbound::Open { conn, replies: reply_tx.clone() }).is_err() {
+    if to_node
+        .send(Inbound::Open {
+            conn,
+            replies: reply_tx.clone(),
+        })
+        .is_err()
+    {
         return;
     }
     let write = write_loop(writer, reply_rx, expect_rx, permits.clone());
@@ -72,7 +91,7 @@ async fn read_loop<R: AsyncRead>(
     limits: Limits,
 ) {
     tokio::pin!(reader);
-    let mut decoder = FrameDecoder::new(limits.max_frame);
+    let decoder = FrameDecoder::new(limits.max_frame);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut seq = 0u64;
     loop {
@@ -85,7 +104,9 @@ async fn read_loop<R: AsyncRead>(
                     return;
                 }
             };
-            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                return;
+            };
             permit.forget();
             seq += 1;
             if !dispatch(frame, conn, seq, to_node, &replies, &expect) {
@@ -114,22 +135,49 @@ fn dispatch(
     replies: &mpsc::UnboundedSender<(u64, Reply)>,
     expect: &mpsc::UnboundedSender<Expected>,
 ) -> bool {
-    let Some((api_key, api_version, correlation_id)) = header::peek_request(&frame) else { return false };
-    let expected = Expected { seq, correlation_id, api_key, api_version };
+    let Some((api_key, api_version, correlation_id)) = peek_request(&frame) else {
+        return false;
+    };
+    let expected = Expected {
+        seq,
+        correlation_id,
+        api_key,
+        api_version,
+    };
     if !api_versions::is_supported(api_key, api_version) {
-        // KIP-511: a too-new ApiVersions request still gets an answer the client can parse.
-        return match api_versions::unsupported_api_versions_response(correlation_id, api_key, api_version) {
-            Some(bytes) => expect.send(expected).is_ok() && replies.send((seq, Reply::Encoded(bytes))).is_ok(),
-            None => {
-                tracing::debug!(conn, api_key, api_version, "unsupported request version; closing");
-                false
-            }
-        };
+        let too_new_api_versions = api_key == ApiKey::ApiVersions.as_i16()
+            && api_versions::supported(api_key).is_some_and(|(_, max)| api_version > max);
+        if too_new_api_versions {
+            // KIP-511: the client learns our range from a v0 answer it can always parse.
+            return match api_versions::unsupported_api_versions_frame(correlation_id) {
+                Ok(bytes) => {
+                    expect.send(expected).is_ok()
+                        && replies.send((seq, Reply::Encoded(bytes.freeze()))).is_ok()
+                }
+                Err(_) => false,
+            };
+        }
+        // Kafka closes the connection on a request it cannot parse at that version.
+        tracing::debug!(
+            conn,
+            api_key,
+            api_version,
+            "unsupported request version; closing"
+        );
+        return false;
     }
     match header::decode_request(frame) {
         Ok((_, body)) => {
             let reply = ReplyTo { conn, seq };
-            expect.send(expected).is_ok() && to_node.send(Inbound::Request { reply, api_key, api_version, body }).is_ok()
+            expect.send(expected).is_ok()
+                && to_node
+                    .send(Inbound::Request {
+                        reply,
+                        api_key,
+                        api_version,
+                        body: Box::new(body),
+                    })
+                    .is_ok()
         }
         Err(e) => {
             tracing::debug!(conn, api_key, api_version, error = %e, "undecodable request; closing");
@@ -161,25 +209,31 @@ async fn write_loop<W: AsyncWrite>(
         }
         // Write every response that is next in request order.
         while let Some(next) = queue.front() {
-            let Some(reply) = arrived.remove(&next.seq) else { break };
+            let Some(reply) = arrived.remove(&next.seq) else {
+                break;
+            };
             let Some(e) = queue.pop_front() else { break };
             permits.add_permits(1);
             let bytes = match reply {
                 Reply::Nothing => continue,
                 Reply::Encoded(b) => b,
-                Reply::Body(body) => match header::encode_response(e.correlation_id, e.api_key, e.api_version, &body) {
-                    Ok(b) => b.freeze(),
-                    Err(err) => {
-                        tracing::error!(api_key = e.api_key, api_version = e.api_version, error = %err, "cannot encode response");
-                        return;
+                Reply::Close => return,
+                Reply::Body(body) => {
+                    match header::encode_response(e.correlation_id, e.api_version, &body) {
+                        Ok(b) => b.freeze(),
+                        Err(err) => {
+                            tracing::error!(api_key = e.api_key, api_version = e.api_version, error = %err, "cannot encode response");
+                            return;
+                        }
                     }
-                },
+                }
             };
             out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
             out.extend_from_slice(&bytes);
         }
         if !out.is_empty() {
-            if writer.write_all(&out).await.is_err() {
+            // Flush too: madsim's TcpStream sends nothing until flushed.
+            if writer.write_all(&out).await.is_err() || writer.flush().await.is_err() {
                 return;
             }
             out.clear();

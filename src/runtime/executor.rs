@@ -11,8 +11,14 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 pub enum Job {
-    Work { work: WorkId, ops: Vec<LogOp> },
-    Read { plan: ReadPlan, reply: oneshot::Sender<io::Result<Bytes>> },
+    Work {
+        work: WorkId,
+        ops: Vec<LogOp>,
+    },
+    Read {
+        plan: ReadPlan,
+        reply: oneshot::Sender<io::Result<Bytes>>,
+    },
     /// Close every file and delete the directory; the executor then ends.
     Remove,
 }
@@ -29,13 +35,22 @@ pub fn spawn(files: LogFiles, done: mpsc::UnboundedSender<Done>) -> mpsc::Unboun
     tx
 }
 
-async fn run(mut files: LogFiles, mut jobs: mpsc::UnboundedReceiver<Job>, done: mpsc::UnboundedSender<Done>) {
+async fn run(
+    mut files: LogFiles,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    done: mpsc::UnboundedSender<Done>,
+) {
     // After a failure nothing more is written: the log's tail is unknown until recovery.
     let mut failed = false;
     while let Some(job) = jobs.recv().await {
         match job {
             Job::Work { work, ops } => {
-                let ok = !failed && files.execute(&ops).await.map_err(|e| log_failure(&files, &e)).is_ok();
+                let ok = !failed
+                    && files
+                        .execute(&ops)
+                        .await
+                        .map_err(|e| log_failure(&files, &e))
+                        .is_ok();
                 failed |= !ok;
                 let _ = done.send(Done { work, ok });
             }

@@ -16,11 +16,18 @@ pub struct LogFiles {
     storage: Arc<dyn Storage>,
     dir: String,
     open: BTreeMap<LogFile, FileId>,
+    /// The directory is known to exist durably.
+    dir_ready: bool,
 }
 
 impl LogFiles {
     pub fn new(storage: Arc<dyn Storage>, dir: String) -> LogFiles {
-        LogFiles { storage, dir, open: BTreeMap::new() }
+        LogFiles {
+            storage,
+            dir,
+            open: BTreeMap::new(),
+            dir_ready: false,
+        }
     }
 
     pub fn dir(&self) -> &str {
@@ -56,8 +63,16 @@ impl LogFiles {
     async fn execute_one(&mut self, op: &LogOp) -> io::Result<()> {
         match op {
             LogOp::CreateSegment { base_offset } => {
+                self.ensure_dir().await?;
                 for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
-                    self.handle(LogFile { base_offset: *base_offset, kind }, true).await?;
+                    self.handle(
+                        LogFile {
+                            base_offset: *base_offset,
+                            kind,
+                        },
+                        true,
+                    )
+                    .await?;
                 }
                 self.storage.sync_dir(&self.dir).await
             }
@@ -71,14 +86,25 @@ impl LogFiles {
             }
             LogOp::Sync { base_offset } => {
                 for kind in [FileKind::Index, FileKind::TimeIndex, FileKind::Log] {
-                    let id = self.handle(LogFile { base_offset: *base_offset, kind }, true).await?;
+                    let id = self
+                        .handle(
+                            LogFile {
+                                base_offset: *base_offset,
+                                kind,
+                            },
+                            true,
+                        )
+                        .await?;
                     self.storage.sync_data(id).await?;
                 }
                 Ok(())
             }
             LogOp::DeleteSegment { base_offset } => {
                 for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
-                    let file = LogFile { base_offset: *base_offset, kind };
+                    let file = LogFile {
+                        base_offset: *base_offset,
+                        kind,
+                    };
                     if let Some(id) = self.open.remove(&file) {
                         self.storage.close(id).await?;
                     }
@@ -90,6 +116,18 @@ impl LogFiles {
                 self.storage.sync_dir(&self.dir).await
             }
         }
+    }
+
+    /// Creates the log's directory (a new partition) and makes its entry durable.
+    async fn ensure_dir(&mut self) -> io::Result<()> {
+        if !self.dir_ready {
+            self.storage.create_dir_all(&self.dir).await?;
+            self.storage
+                .sync_dir(crate::storage::parent(&self.dir))
+                .await?;
+            self.dir_ready = true;
+        }
+        Ok(())
     }
 
     /// Reads the range a `PartitionLog::read` planned.
@@ -108,14 +146,21 @@ impl LogFiles {
     async fn read_whole(&mut self, file: LogFile) -> io::Result<Bytes> {
         let id = self.handle(file, true).await?;
         let len = self.storage.len(id).await?;
-        self.storage.read_at(id, 0, usize::try_from(len).unwrap_or(usize::MAX)).await
+        self.storage
+            .read_at(id, 0, usize::try_from(len).unwrap_or(usize::MAX))
+            .await
     }
 
     /// Reads a whole segment's `.log` file.
     pub async fn read_segment(&mut self, base_offset: i64, size: u64) -> io::Result<Bytes> {
-        let file = LogFile { base_offset, kind: FileKind::Log };
+        let file = LogFile {
+            base_offset,
+            kind: FileKind::Log,
+        };
         let id = self.handle(file, false).await?;
-        self.storage.read_at(id, 0, usize::try_from(size).unwrap_or(usize::MAX)).await
+        self.storage
+            .read_at(id, 0, usize::try_from(size).unwrap_or(usize::MAX))
+            .await
     }
 
     /// Opens the partition log in this directory, creating it if absent. Sealed segments are
@@ -125,29 +170,49 @@ impl LogFiles {
         let names = match self.storage.list(&self.dir).await {
             Ok(names) => names,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.storage.create_dir_all(&self.dir).await?;
-                self.storage.sync_dir(crate::storage::parent(&self.dir)).await?;
+                self.ensure_dir().await?;
                 Vec::new()
             }
             Err(e) => return Err(e),
         };
-        let bases: Vec<i64> = names.iter().filter_map(|n| LogFile::parse_log_name(n)).collect();
+        self.dir_ready = true;
+        let bases: Vec<i64> = names
+            .iter()
+            .filter_map(|n| LogFile::parse_log_name(n))
+            .collect();
         if bases.is_empty() {
             let (log, op) = PartitionLog::create(config, now_ms);
             self.execute_one(&op).await?;
-            return Ok(Opened { log, truncated_bytes: 0, tail: Bytes::new() });
+            return Ok(Opened {
+                log,
+                truncated_bytes: 0,
+                tail: Bytes::new(),
+            });
         }
         let mut segments = Vec::with_capacity(bases.len());
         let mut truncated = 0;
         let mut tail = Bytes::new();
         for (i, &base) in bases.iter().enumerate() {
-            let log_file = LogFile { base_offset: base, kind: FileKind::Log };
+            let log_file = LogFile {
+                base_offset: base,
+                kind: FileKind::Log,
+            };
             let next_base = bases.get(i + 1).copied();
             if let Some(next_base) = next_base {
                 let id = self.handle(log_file, false).await?;
                 let size = self.storage.len(id).await?;
-                let oi = self.read_whole(LogFile { base_offset: base, kind: FileKind::Index }).await?;
-                let ti = self.read_whole(LogFile { base_offset: base, kind: FileKind::TimeIndex }).await?;
+                let oi = self
+                    .read_whole(LogFile {
+                        base_offset: base,
+                        kind: FileKind::Index,
+                    })
+                    .await?;
+                let ti = self
+                    .read_whole(LogFile {
+                        base_offset: base,
+                        kind: FileKind::TimeIndex,
+                    })
+                    .await?;
                 if let Some(seg) = sealed_segment(base, next_base, size, &oi, &ti, now_ms) {
                     segments.push(seg);
                     continue;
@@ -163,7 +228,11 @@ impl LogFiles {
         }
         let start = segments.first().map_or(0, |s| s.base_offset);
         let log = PartitionLog::from_segments(config, segments, start, now_ms);
-        Ok(Opened { log, truncated_bytes: truncated, tail })
+        Ok(Opened {
+            log,
+            truncated_bytes: truncated,
+            tail,
+        })
     }
 }
 
@@ -178,15 +247,37 @@ pub struct Opened {
 /// Ops that make a scanned segment's files match its image: cut the log's tail, rewrite both
 /// indexes, and sync.
 fn rewrite_segment_files(seg: &crate::core::log::Segment, valid_len: u64) -> Vec<LogOp> {
-    let file = |kind| LogFile { base_offset: seg.base_offset, kind };
+    let file = |kind| LogFile {
+        base_offset: seg.base_offset,
+        kind,
+    };
     let offsets: Vec<u8> = seg.index.offsets.iter().flat_map(|e| e.encode()).collect();
     let times: Vec<u8> = seg.index.times.iter().flat_map(|e| e.encode()).collect();
     vec![
-        LogOp::Truncate { file: file(FileKind::Log), len: valid_len },
-        LogOp::Truncate { file: file(FileKind::Index), len: 0 },
-        LogOp::Write { file: file(FileKind::Index), pos: 0, data: offsets.into() },
-        LogOp::Truncate { file: file(FileKind::TimeIndex), len: 0 },
-        LogOp::Write { file: file(FileKind::TimeIndex), pos: 0, data: times.into() },
-        LogOp::Sync { base_offset: seg.base_offset },
+        LogOp::Truncate {
+            file: file(FileKind::Log),
+            len: valid_len,
+        },
+        LogOp::Truncate {
+            file: file(FileKind::Index),
+            len: 0,
+        },
+        LogOp::Write {
+            file: file(FileKind::Index),
+            pos: 0,
+            data: offsets.into(),
+        },
+        LogOp::Truncate {
+            file: file(FileKind::TimeIndex),
+            len: 0,
+        },
+        LogOp::Write {
+            file: file(FileKind::TimeIndex),
+            pos: 0,
+            data: times.into(),
+        },
+        LogOp::Sync {
+            base_offset: seg.base_offset,
+        },
     ]
 }

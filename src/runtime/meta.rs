@@ -15,7 +15,12 @@ pub async fn load_or_create(storage: &dyn Storage, node_id: i32, seed: u64) -> i
         storage.close(file).await?;
         let text = String::from_utf8_lossy(&data);
         let props = crate::config::parse_properties(&text).unwrap_or_default();
-        let get = |k: &str| props.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let get = |k: &str| {
+            props
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
         if let Some(stored) = get("node.id").and_then(|v| v.parse::<i32>().ok()) {
             if stored != node_id {
                 return Err(io::Error::other(format!(

@@ -18,9 +18,19 @@ use tokio::sync::{mpsc, oneshot};
 
 /// Messages from connections to the node loop.
 pub enum Inbound {
-    Open { conn: u64, replies: mpsc::UnboundedSender<(u64, Reply)> },
-    Request { reply: ReplyTo, api_key: i16, api_version: i16, body: RequestBody },
-    Closed { conn: u64 },
+    Open {
+        conn: u64,
+        replies: mpsc::UnboundedSender<(u64, Reply)>,
+    },
+    Request {
+        reply: ReplyTo,
+        api_key: i16,
+        api_version: i16,
+        body: Box<RequestBody>,
+    },
+    Closed {
+        conn: u64,
+    },
 }
 
 pub struct Node {
@@ -37,7 +47,8 @@ pub struct Node {
 impl Node {
     pub fn new(broker: Broker, storage: Arc<dyn Storage>, clock: Clock) -> Node {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let retention_interval = Duration::from_millis(broker.config().log_retention_check_interval_ms);
+        let retention_interval =
+            Duration::from_millis(broker.config().log_retention_check_interval_ms);
         Node {
             broker,
             storage,
@@ -51,7 +62,11 @@ impl Node {
     }
 
     /// Runs until `shutdown` resolves, then lets in-flight storage work finish.
-    pub async fn run(mut self, mut inbound: mpsc::UnboundedReceiver<Inbound>, shutdown: impl Future<Output = ()>) {
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::UnboundedReceiver<Inbound>,
+        shutdown: impl Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
         let mut retention = tokio::time::interval(self.retention_interval);
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -91,9 +106,18 @@ impl Node {
             Inbound::Closed { conn } => {
                 self.conns.remove(&conn);
             }
-            Inbound::Request { reply, api_key, api_version, body } => {
-                let ctx = RequestContext { reply, api_key, api_version };
-                self.broker.handle_request(ctx, body, self.clock.now());
+            Inbound::Request {
+                reply,
+                api_key,
+                api_version,
+                body,
+            } => {
+                let ctx = RequestContext {
+                    reply,
+                    api_key,
+                    api_version,
+                };
+                self.broker.handle_request(ctx, *body, self.clock.now());
             }
         }
     }
@@ -103,6 +127,7 @@ impl Node {
             match out {
                 Output::Respond { reply, body } => self.send(reply, Reply::Body(body)),
                 Output::NoResponse { reply } => self.send(reply, Reply::Nothing),
+                Output::Close { reply } => self.send(reply, Reply::Close),
                 Output::Storage { work, target, ops } => {
                     let _ = self.executor(&target).send(Job::Work { work, ops });
                 }
@@ -132,18 +157,30 @@ impl Node {
     /// Reads every planned range on its log's executor, fills the response, sends it; the node
     /// loop does not wait for the reads.
     fn start_fetch(&mut self, fetch: FetchReply) {
-        let FetchReply { reply, mut response, reads } = fetch;
+        let FetchReply {
+            reply,
+            mut response,
+            reads,
+        } = fetch;
         let mut pending = Vec::with_capacity(reads.len());
         for read in reads {
             let (tx, rx) = oneshot::channel();
-            let _ = self.executor(&LogTarget::Partition(read.tp.clone())).send(Job::Read { plan: read.plan, reply: tx });
+            let _ = self
+                .executor(&LogTarget::Partition(read.tp.clone()))
+                .send(Job::Read {
+                    plan: read.plan,
+                    reply: tx,
+                });
             pending.push((read, rx));
         }
-        let Some(conn) = self.conns.get(&reply.conn).cloned() else { return };
+        let Some(conn) = self.conns.get(&reply.conn).cloned() else {
+            return;
+        };
         tokio::spawn(async move {
             for (read, rx) in pending {
                 let Ok(Ok(bytes)) = rx.await else { continue };
-                let records = trim_to_offset(bytes, read.plan.offset, read.max_bytes, read.high_watermark);
+                let records =
+                    trim_to_offset(bytes, read.plan.offset, read.max_bytes, read.high_watermark);
                 if let Some(p) = response
                     .responses
                     .get_mut(read.topic_index)
@@ -162,8 +199,11 @@ impl Node {
         self.done_tx = mpsc::unbounded_channel().0;
         self.executors.clear();
         // Executors end when their queues close; wait for the completions still coming.
-        while let Ok(Some(done)) = tokio::time::timeout(Duration::from_secs(5), self.done_rx.recv()).await {
-            self.broker.handle_storage_done(done.work, done.ok, self.clock.now());
+        while let Ok(Some(done)) =
+            tokio::time::timeout(Duration::from_secs(5), self.done_rx.recv()).await
+        {
+            self.broker
+                .handle_storage_done(done.work, done.ok, self.clock.now());
             self.drain();
             self.executors.clear();
         }

@@ -33,14 +33,13 @@ pub enum ServeError {
 /// Runs a broker until `shutdown` resolves. `seed` feeds the broker's deterministic id source.
 /// `on_ready` is called with the bound addresses once the broker accepts connections.
 pub async fn serve(
-    config: BrokerConfig,
+    mut config: BrokerConfig,
     storage: Arc<dyn Storage>,
     seed: u64,
     on_ready: impl FnOnce(Vec<SocketAddr>),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let clock = Clock::start();
-    let broker = recover(&config, storage.clone(), seed, clock).await?;
     let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
     let limits = Limits {
         max_frame: config.socket_request_max_bytes,
@@ -50,21 +49,47 @@ pub async fn serve(
     let mut bound = Vec::new();
     let mut listeners = Vec::new();
     for l in &config.listeners {
-        let addr = l.socket_addr().map_or_else(|| format!("{}:{}", l.host, l.port), |a| a.to_string());
+        let addr = l
+            .socket_addr()
+            .map_or_else(|| format!("{}:{}", l.host, l.port), |a| a.to_string());
         let listener = tokio::net::TcpListener::bind(addr.as_str())
             .await
-            .map_err(|source| ServeError::Bind { addr: addr.clone(), source })?;
+            .map_err(|source| ServeError::Bind {
+                addr: addr.clone(),
+                source,
+            })?;
         bound.push(listener.local_addr()?);
         listeners.push(listener);
     }
+    // A listener on port 0 got an ephemeral port: advertise the port actually bound.
+    for (l, addr) in config.listeners.iter_mut().zip(&bound) {
+        if l.port == 0 {
+            for a in config
+                .advertised_listeners
+                .iter_mut()
+                .filter(|a| a.name == l.name && a.port == 0)
+            {
+                a.port = addr.port();
+            }
+            l.port = addr.port();
+        }
+    }
+    let broker = recover(&config, storage.clone(), seed, clock).await?;
     tracing::info!(node_id = config.node_id, listeners = ?bound, dir = %config.log_dir, "gregor is ready");
     on_ready(bound);
     let mut accept_tasks = Vec::new();
     for (i, listener) in listeners.into_iter().enumerate() {
-        accept_tasks.push(tokio::spawn(accept_loop(listener, i as u64, inbound_tx.clone(), limits)));
+        accept_tasks.push(tokio::spawn(accept_loop(
+            listener,
+            i as u64,
+            inbound_tx.clone(),
+            limits,
+        )));
     }
     drop(inbound_tx);
-    Node::new(broker, storage, clock).run(inbound_rx, shutdown).await;
+    Node::new(broker, storage, clock)
+        .run(inbound_rx, shutdown)
+        .await;
     for task in accept_tasks {
         task.abort();
     }
@@ -119,11 +144,17 @@ async fn recover(
     let now = clock.now();
     let cluster_id = super::meta::load_or_create(&*storage, config.node_id, seed).await?;
     let mut meta_files = LogFiles::new(storage.clone(), METADATA_DIR.to_string());
-    let Opened { log: metadata_log, .. } = meta_files.open_log(metadata_log_config(), now.wall_ms).await?;
+    let Opened {
+        log: metadata_log, ..
+    } = meta_files
+        .open_log(metadata_log_config(), now.wall_ms)
+        .await?;
     let mut image = MetadataImage::default();
     for seg in metadata_log.segments() {
         let data = meta_files.read_segment(seg.base_offset, seg.size).await?;
-        for record in metadata::decode_batches(&data).map_err(|e| ServeError::Metadata(e.to_string()))? {
+        for record in
+            metadata::decode_batches(&data).map_err(|e| ServeError::Metadata(e.to_string()))?
+        {
             image.apply(&record);
         }
     }
@@ -131,7 +162,8 @@ async fn recover(
 
     let mut partitions = BTreeMap::new();
     for (name, topic) in &image.topics {
-        let log_config = crate::config::topic_log_config(&config.log, &topic.configs).unwrap_or_else(|_| config.log.clone());
+        let log_config = crate::config::topic_log_config(&config.log, &topic.configs)
+            .unwrap_or_else(|_| config.log.clone());
         for partition in 0..topic.partitions {
             let tp = TopicPartition::new(name, partition);
             let mut files = LogFiles::new(storage.clone(), tp.dir());
@@ -145,8 +177,19 @@ async fn recover(
         }
     }
     remove_orphans(&*storage, &partitions).await;
-    tracing::info!(topics = image.topics.len(), partitions = partitions.len(), "recovered");
-    Ok(Broker::new(config.clone(), cluster_id, image, metadata_log, partitions, seed))
+    tracing::info!(
+        topics = image.topics.len(),
+        partitions = partitions.len(),
+        "recovered"
+    );
+    Ok(Broker::new(
+        config.clone(),
+        cluster_id,
+        image,
+        metadata_log,
+        partitions,
+        seed,
+    ))
 }
 
 /// Idempotent producer state from the batches of the last segment.
@@ -156,20 +199,32 @@ fn producers_from(tail: &Bytes) -> ProducerStates {
     for header in batches.map_while(Result::ok).map(|b| *b.header()) {
         if header.producer_id >= 0 {
             let last = header.base_offset + i64::from(header.last_offset_delta);
-            producers.record(header.producer_id, header.producer_epoch, header.base_sequence, header.base_offset, last);
+            producers.record(
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence,
+                header.base_offset,
+                last,
+            );
         }
     }
     producers
 }
 
 /// Removes partition directories of topics that no longer exist (a delete interrupted by a crash).
-async fn remove_orphans(storage: &dyn Storage, partitions: &BTreeMap<TopicPartition, PartitionState>) {
-    let Ok(entries) = storage.list("").await else { return };
-    let live: std::collections::BTreeSet<String> = partitions.keys().map(TopicPartition::dir).collect();
+async fn remove_orphans(
+    storage: &dyn Storage,
+    partitions: &BTreeMap<TopicPartition, PartitionState>,
+) {
+    let Ok(entries) = storage.list("").await else {
+        return;
+    };
+    let live: std::collections::BTreeSet<String> =
+        partitions.keys().map(TopicPartition::dir).collect();
     for entry in entries {
-        let looks_like_partition = entry
-            .rsplit_once('-')
-            .is_some_and(|(topic, n)| !topic.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        let looks_like_partition = entry.rsplit_once('-').is_some_and(|(topic, n)| {
+            !topic.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        });
         if looks_like_partition && entry != METADATA_DIR && !live.contains(&entry) {
             tracing::info!(dir = %entry, "removing the log of a deleted topic");
             let _ = storage.remove_dir_all(&entry).await;

@@ -209,6 +209,14 @@ impl<F> Tree<F> {
         }
     }
 
+    /// A file by inode (`None` if freed or a directory).
+    pub fn file_at_mut(&mut self, ino: Ino) -> Option<&mut F> {
+        match self.nodes.get_mut(&ino) {
+            Some(Node::File(f)) => Some(f),
+            _ => None,
+        }
+    }
+
     /// Creates a directory and its missing parents. Returns the directories that were created,
     /// as (parent inode, new inode) pairs.
     pub fn create_dir_all(&mut self, path: &str) -> io::Result<Vec<(Ino, Ino)>> {

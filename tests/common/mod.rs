@@ -1,6 +1,6 @@
 //! Test harness: a real gregor broker on an ephemeral 127.0.0.1 port, in-process (the same
 //! `runtime::serve` the binary runs, with real files) or as the `gregor` binary.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::disallowed_methods)]
 
 use gregor::config::BrokerConfig;
 use gregor::storage::FileStorage;
@@ -47,6 +47,13 @@ impl TestBroker {
                 .map(|(k, v)| (k.to_string(), v.to_string())),
         );
         let (config, _) = BrokerConfig::parse("", &props).expect("valid test config");
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "warn".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let storage_dir = dir.clone();

@@ -12,14 +12,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
     step("cargo", &["test", "--workspace", "--all-features"])?;
     if !quick {
         step("cargo", &["sim", "regressions"])?;
-        step("cargo", &["sim", "sweep", "--seeds", SWEEP_SEEDS, "--jobs", "2"])?;
+        step(
+            "cargo",
+            &["sim", "sweep", "--seeds", SWEEP_SEEDS, "--jobs", "2"],
+        )?;
     }
     Ok(())
 }
 
 fn step(program: &str, args: &[&str]) -> Result<(), String> {
     eprintln!("==> {program} {}", args.join(" "));
-    let status = Command::new(program).args(args).status().map_err(|e| format!("cannot run {program}: {e}"))?;
+    let status = Command::new(program)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
     if status.success() {
         Ok(())
     } else {

@@ -10,11 +10,17 @@ use crate::core::log::PartitionLog;
 use crate::core::time::Now;
 use crate::protocol::error::ErrorCode;
 use crate::protocol::generated::create_topics_request::CreateTopicsRequest;
-use crate::protocol::generated::create_topics_response::{CreatableTopicResult, CreateTopicsResponse};
+use crate::protocol::generated::create_topics_response::{
+    CreatableTopicResult, CreateTopicsResponse,
+};
 use crate::protocol::generated::delete_topics_request::DeleteTopicsRequest;
-use crate::protocol::generated::delete_topics_response::{DeletableTopicResult, DeleteTopicsResponse};
+use crate::protocol::generated::delete_topics_response::{
+    DeletableTopicResult, DeleteTopicsResponse,
+};
 use crate::protocol::generated::describe_cluster_request::DescribeClusterRequest;
-use crate::protocol::generated::describe_cluster_response::{DescribeClusterBroker, DescribeClusterResponse};
+use crate::protocol::generated::describe_cluster_response::{
+    DescribeClusterBroker, DescribeClusterResponse,
+};
 use crate::protocol::generated::describe_configs_request::DescribeConfigsRequest;
 use crate::protocol::generated::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
@@ -55,7 +61,8 @@ impl Broker {
             controller_id: self.config.node_id,
             ..Default::default()
         };
-        for l in &self.config.advertised_listeners {
+        // Clients connect to the first advertised listener.
+        if let Some(l) = self.config.advertised_listeners.first() {
             response.brokers.push(MetadataResponseBroker {
                 node_id: self.config.node_id,
                 host: l.host.clone(),
@@ -63,22 +70,40 @@ impl Broker {
                 rack: None,
                 ..Default::default()
             });
-            break;
         }
         let names: Vec<(Option<String>, crate::protocol::primitives::Uuid)> = match &req.topics {
             // v0 sends an empty array for "all topics"; v1+ sends null.
-            None => self.image.topics.iter().map(|(n, t)| (Some(n.clone()), t.id)).collect(),
-            Some(t) if t.is_empty() && ctx.api_version == 0 => {
-                self.image.topics.iter().map(|(n, t)| (Some(n.clone()), t.id)).collect()
-            }
-            Some(topics) => topics.iter().map(|t| (t.name.clone(), t.topic_id)).collect(),
+            None => self
+                .image
+                .topics
+                .iter()
+                .map(|(n, t)| (Some(n.clone()), t.id))
+                .collect(),
+            Some(t) if t.is_empty() && ctx.api_version == 0 => self
+                .image
+                .topics
+                .iter()
+                .map(|(n, t)| (Some(n.clone()), t.id))
+                .collect(),
+            Some(topics) => topics
+                .iter()
+                .map(|t| (t.name.clone(), t.topic_id))
+                .collect(),
         };
-        let auto_create = self.config.auto_create_topics_enable && (ctx.api_version < 4 || req.allow_auto_topic_creation);
+        let auto_create = self.config.auto_create_topics_enable
+            && (ctx.api_version < 4 || req.allow_auto_topic_creation);
         let mut to_create = Vec::new();
         for (name, id) in names {
             let name = name.or_else(|| self.image.topic_by_id(&id).map(|(n, _)| n.clone()));
-            let mut out = MetadataResponseTopic { name: name.clone(), topic_id: id, ..Default::default() };
-            match name.as_deref().and_then(|n| self.image.topics.get(n).map(|t| (n, t))) {
+            let mut out = MetadataResponseTopic {
+                name: name.clone(),
+                topic_id: id,
+                ..Default::default()
+            };
+            match name
+                .as_deref()
+                .and_then(|n| self.image.topics.get(n).map(|t| (n, t)))
+            {
                 Some((n, topic)) => {
                     out.topic_id = topic.id;
                     for partition in 0..topic.partitions {
@@ -86,7 +111,11 @@ impl Broker {
                         let p = self.partitions.get(&tp);
                         let node = self.config.node_id;
                         out.partitions.push(MetadataResponsePartition {
-                            error_code: if p.is_some_and(|p| p.offline) { ErrorCode::KafkaStorageError.code() } else { 0 },
+                            error_code: if p.is_some_and(|p| p.offline) {
+                                ErrorCode::KafkaStorageError.code()
+                            } else {
+                                0
+                            },
                             partition_index: partition,
                             leader_id: node,
                             leader_epoch: p.map_or(0, |p| p.leader_epoch),
@@ -102,7 +131,9 @@ impl Broker {
                         out.error_code = ErrorCode::LeaderNotAvailable.code();
                         to_create.push(n);
                     }
-                    Some(n) if !valid_topic_name(&n) => out.error_code = ErrorCode::InvalidTopicException.code(),
+                    Some(n) if !valid_topic_name(&n) => {
+                        out.error_code = ErrorCode::InvalidTopicException.code()
+                    }
                     _ => out.error_code = ErrorCode::UnknownTopicOrPartition.code(),
                 },
             }
@@ -115,7 +146,11 @@ impl Broker {
                 .into_iter()
                 .map(|name| {
                     let id = self.next_uuid();
-                    MetadataRecord::Topic { name, id, partitions: self.config.num_partitions }
+                    MetadataRecord::Topic {
+                        name,
+                        id,
+                        partitions: self.config.num_partitions,
+                    }
                 })
                 .collect();
             self.commit_metadata(records, None, now);
@@ -123,7 +158,12 @@ impl Broker {
         self.respond(ctx.reply, ResponseBody::Metadata(response));
     }
 
-    pub(super) fn handle_create_topics(&mut self, ctx: RequestContext, req: CreateTopicsRequest, now: Now) {
+    pub(super) fn handle_create_topics(
+        &mut self,
+        ctx: RequestContext,
+        req: CreateTopicsRequest,
+        now: Now,
+    ) {
         let mut response = CreateTopicsResponse::default();
         let mut records = Vec::new();
         let mut seen = BTreeMap::new();
@@ -137,24 +177,47 @@ impl Broker {
                 replication_factor: -1,
                 ..Default::default()
             };
-            let partitions = if topic.num_partitions == -1 { self.config.num_partitions } else { topic.num_partitions };
+            let partitions = if topic.num_partitions == -1 {
+                self.config.num_partitions
+            } else {
+                topic.num_partitions
+            };
             let configs: BTreeMap<String, String> = topic
                 .configs
                 .iter()
                 .filter_map(|c| c.value.clone().map(|v| (c.name.clone(), v)))
                 .collect();
             let error = if seen.get(&topic.name).copied().unwrap_or(0) > 1 {
-                Some((ErrorCode::InvalidRequest, "duplicate topic in request".to_string()))
+                Some((
+                    ErrorCode::InvalidRequest,
+                    "duplicate topic in request".to_string(),
+                ))
             } else if !valid_topic_name(&topic.name) {
-                Some((ErrorCode::InvalidTopicException, format!("invalid topic name '{}'", topic.name)))
-            } else if self.image.topics.contains_key(&topic.name) || self.pending_topic(&topic.name) {
-                Some((ErrorCode::TopicAlreadyExists, format!("topic '{}' already exists", topic.name)))
+                Some((
+                    ErrorCode::InvalidTopicException,
+                    format!("invalid topic name '{}'", topic.name),
+                ))
+            } else if self.image.topics.contains_key(&topic.name) || self.pending_topic(&topic.name)
+            {
+                Some((
+                    ErrorCode::TopicAlreadyExists,
+                    format!("topic '{}' already exists", topic.name),
+                ))
             } else if partitions <= 0 {
-                Some((ErrorCode::InvalidPartitions, "number of partitions must be positive".to_string()))
+                Some((
+                    ErrorCode::InvalidPartitions,
+                    "number of partitions must be positive".to_string(),
+                ))
             } else if !matches!(topic.replication_factor, -1 | 1) {
-                Some((ErrorCode::InvalidReplicationFactor, "replication factor must be 1 on a single node".to_string()))
+                Some((
+                    ErrorCode::InvalidReplicationFactor,
+                    "replication factor must be 1 on a single node".to_string(),
+                ))
             } else if !topic.assignments.is_empty() {
-                Some((ErrorCode::InvalidReplicaAssignment, "manual assignment is not supported".to_string()))
+                Some((
+                    ErrorCode::InvalidReplicaAssignment,
+                    "manual assignment is not supported".to_string(),
+                ))
             } else if let Err(e) = topic_log_config(&self.config.log, &configs) {
                 Some((ErrorCode::InvalidConfig, e.to_string()))
             } else {
@@ -171,9 +234,17 @@ impl Broker {
                     result.num_partitions = partitions;
                     result.replication_factor = 1;
                     if !req.validate_only {
-                        records.push(MetadataRecord::Topic { name: topic.name.clone(), id, partitions });
+                        records.push(MetadataRecord::Topic {
+                            name: topic.name.clone(),
+                            id,
+                            partitions,
+                        });
                         for (key, value) in configs {
-                            records.push(MetadataRecord::Config { name: topic.name.clone(), key, value: Some(value) });
+                            records.push(MetadataRecord::Config {
+                                name: topic.name.clone(),
+                                key,
+                                value: Some(value),
+                            });
                         }
                     }
                 }
@@ -189,23 +260,36 @@ impl Broker {
     }
 
     fn pending_topic(&self, name: &str) -> bool {
-        self.metadata_waits.iter().flat_map(|w| &w.records).any(|r| {
-            matches!(r, MetadataRecord::Topic { name: n, .. } if n == name)
-        })
+        self.metadata_waits
+            .iter()
+            .flat_map(|w| &w.records)
+            .any(|r| matches!(r, MetadataRecord::Topic { name: n, .. } if n == name))
     }
 
-    pub(super) fn handle_delete_topics(&mut self, ctx: RequestContext, req: DeleteTopicsRequest, now: Now) {
+    pub(super) fn handle_delete_topics(
+        &mut self,
+        ctx: RequestContext,
+        req: DeleteTopicsRequest,
+        now: Now,
+    ) {
         let mut response = DeleteTopicsResponse::default();
         let mut records = Vec::new();
-        let mut wanted: Vec<(Option<String>, crate::protocol::primitives::Uuid)> =
-            req.topic_names.iter().map(|n| (Some(n.clone()), Default::default())).collect();
+        let mut wanted: Vec<(Option<String>, crate::protocol::primitives::Uuid)> = req
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.clone()), Default::default()))
+            .collect();
         wanted.extend(req.topics.iter().map(|t| (t.name.clone(), t.topic_id)));
         for (name, id) in wanted {
             let found = match &name {
                 Some(n) => self.image.topics.get(n).map(|t| (n.clone(), t.id)),
                 None => self.image.topic_by_id(&id).map(|(n, t)| (n.clone(), t.id)),
             };
-            let mut result = DeletableTopicResult { name: name.clone(), topic_id: id, ..Default::default() };
+            let mut result = DeletableTopicResult {
+                name: name.clone(),
+                topic_id: id,
+                ..Default::default()
+            };
             match found {
                 Some((n, topic_id)) => {
                     result.name = Some(n.clone());
@@ -225,8 +309,17 @@ impl Broker {
         }
     }
 
-    pub(super) fn handle_init_producer_id(&mut self, ctx: RequestContext, req: InitProducerIdRequest, now: Now) {
-        let mut response = InitProducerIdResponse { producer_id: -1, producer_epoch: -1, ..Default::default() };
+    pub(super) fn handle_init_producer_id(
+        &mut self,
+        ctx: RequestContext,
+        req: InitProducerIdRequest,
+        now: Now,
+    ) {
+        let mut response = InitProducerIdResponse {
+            producer_id: -1,
+            producer_epoch: -1,
+            ..Default::default()
+        };
         if req.transactional_id.is_some() {
             // Transactions are not served yet.
             response.error_code = ErrorCode::TransactionalIdAuthorizationFailed.code();
@@ -249,12 +342,18 @@ impl Broker {
         if id >= self.producer_block_end {
             // A new block: persist its end so a restart never hands out these ids again.
             self.producer_block_end = id + PRODUCER_ID_BLOCK;
-            records.push(MetadataRecord::ProducerIds { next: self.producer_block_end });
+            records.push(MetadataRecord::ProducerIds {
+                next: self.producer_block_end,
+            });
         }
         self.commit_metadata(records, Some((ctx.reply, body)), now);
     }
 
-    pub(super) fn handle_describe_cluster(&mut self, ctx: RequestContext, _req: DescribeClusterRequest) {
+    pub(super) fn handle_describe_cluster(
+        &mut self,
+        ctx: RequestContext,
+        _req: DescribeClusterRequest,
+    ) {
         let mut response = DescribeClusterResponse {
             cluster_id: self.cluster_id.clone(),
             controller_id: self.config.node_id,
@@ -272,7 +371,11 @@ impl Broker {
         self.respond(ctx.reply, ResponseBody::DescribeCluster(response));
     }
 
-    pub(super) fn handle_describe_configs(&mut self, ctx: RequestContext, req: DescribeConfigsRequest) {
+    pub(super) fn handle_describe_configs(
+        &mut self,
+        ctx: RequestContext,
+        req: DescribeConfigsRequest,
+    ) {
         let mut response = DescribeConfigsResponse::default();
         for resource in req.resources {
             let mut result = DescribeConfigsResult {
@@ -280,7 +383,12 @@ impl Broker {
                 resource_name: resource.resource_name.clone(),
                 ..Default::default()
             };
-            let wanted = |key: &str| resource.configuration_keys.as_ref().is_none_or(|k| k.iter().any(|w| w == key));
+            let wanted = |key: &str| {
+                resource
+                    .configuration_keys
+                    .as_ref()
+                    .is_none_or(|k| k.iter().any(|w| w == key))
+            };
             match resource.resource_type {
                 RESOURCE_TOPIC => match self.image.topics.get(&resource.resource_name) {
                     None => result.error_code = ErrorCode::UnknownTopicOrPartition.code(),
@@ -295,8 +403,13 @@ impl Broker {
                                 name: key.to_string(),
                                 value: log.get(key),
                                 read_only: false,
-                                is_default: !is_override,
-                                config_source: if is_override { SOURCE_TOPIC } else { SOURCE_DEFAULT },
+                                // v0 only; later versions say it with config_source.
+                                is_default: ctx.api_version == 0 && !is_override,
+                                config_source: if is_override {
+                                    SOURCE_TOPIC
+                                } else {
+                                    SOURCE_DEFAULT
+                                },
                                 is_sensitive: false,
                                 ..Default::default()
                             });
@@ -306,12 +419,16 @@ impl Broker {
                 RESOURCE_BROKER => {
                     for (_, broker_key) in crate::config::TOPIC_CONFIG_KEYS {
                         if wanted(broker_key) {
-                            let topic_key = crate::config::TOPIC_CONFIG_KEYS.iter().find(|(_, b)| b == broker_key).map(|(t, _)| *t).unwrap_or_default();
+                            let topic_key = crate::config::TOPIC_CONFIG_KEYS
+                                .iter()
+                                .find(|(_, b)| b == broker_key)
+                                .map(|(t, _)| *t)
+                                .unwrap_or_default();
                             result.configs.push(DescribeConfigsResourceResult {
                                 name: broker_key.to_string(),
                                 value: self.config.log.get(topic_key),
                                 read_only: true,
-                                is_default: true,
+                                is_default: ctx.api_version == 0,
                                 config_source: SOURCE_DEFAULT,
                                 ..Default::default()
                             });
@@ -326,7 +443,12 @@ impl Broker {
     }
 
     /// Appends `records` to the metadata log; applies them and sends `reply` once durable.
-    fn commit_metadata(&mut self, records: Vec<MetadataRecord>, reply: Option<(ReplyTo, ResponseBody)>, now: Now) {
+    fn commit_metadata(
+        &mut self,
+        records: Vec<MetadataRecord>,
+        reply: Option<(ReplyTo, ResponseBody)>,
+        now: Now,
+    ) {
         let (reply, body) = match reply {
             Some((r, b)) => (Some(r), Some(b)),
             None => (None, None),
@@ -339,23 +461,35 @@ impl Broker {
                 Some(_) => self.metadata_log.log_end_offset(),
                 None => {
                     if let Some(reply) = reply {
-                        self.outputs.push_back(Output::Respond { reply, body: unknown_error(body) });
+                        self.outputs.push_back(Output::Respond {
+                            reply,
+                            body: unknown_error(body),
+                        });
                     }
                     return;
                 }
             }
         };
-        self.metadata_waits.push(PendingAdmin { end, reply, body, records });
+        self.metadata_waits.push(PendingAdmin {
+            end,
+            reply,
+            body,
+            records,
+        });
         self.metadata_done(self.metadata_log.synced_offset(), true, now);
     }
 
     /// A metadata sync finished: apply and answer everything it covers.
     pub(super) fn metadata_done(&mut self, synced: i64, ok: bool, now: Now) {
-        assert!(ok, "the metadata log failed to sync; the broker must restart and recover");
+        assert!(
+            ok,
+            "the metadata log failed to sync; the broker must restart and recover"
+        );
         self.metadata_log.on_synced(synced);
         let durable = self.metadata_log.synced_offset();
-        let (ready, waiting): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.metadata_waits).into_iter().partition(|w| w.end <= durable);
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.metadata_waits)
+            .into_iter()
+            .partition(|w| w.end <= durable);
         self.metadata_waits = waiting;
         for done in ready {
             for record in &done.records {
@@ -371,7 +505,10 @@ impl Broker {
     /// Creates or removes partition logs to match a metadata record.
     fn apply_to_partitions(&mut self, record: &MetadataRecord, now: Now) {
         match record {
-            MetadataRecord::Topic { name, partitions, .. } | MetadataRecord::Partitions { name, partitions } => {
+            MetadataRecord::Topic {
+                name, partitions, ..
+            }
+            | MetadataRecord::Partitions { name, partitions } => {
                 let config = self.log_config_for(name);
                 for partition in 0..*partitions {
                     let tp = TopicPartition::new(name, partition);
@@ -381,21 +518,36 @@ impl Broker {
                     let (log, op) = PartitionLog::create(config.clone(), now.wall_ms);
                     let state = PartitionState::new(log, ProducerStates::default());
                     self.partitions.insert(tp.clone(), state);
-                    self.new_work(LogTarget::Partition(tp), 0, super::WorkKind::Metadata, vec![op]);
+                    self.new_work(
+                        LogTarget::Partition(tp),
+                        0,
+                        super::WorkKind::Metadata,
+                        vec![op],
+                    );
                 }
             }
             MetadataRecord::Config { name, .. } => {
                 let config = self.log_config_for(name);
-                for (_, p) in self.partitions.range_mut(TopicPartition::new(name, 0)..).take_while(|(tp, _)| &tp.topic == name) {
+                for (_, p) in self
+                    .partitions
+                    .range_mut(TopicPartition::new(name, 0)..)
+                    .take_while(|(tp, _)| &tp.topic == name)
+                {
                     p.log.set_config(config.clone());
                 }
             }
             MetadataRecord::RemoveTopic { name } => {
-                let gone: Vec<TopicPartition> =
-                    self.partitions.keys().filter(|tp| &tp.topic == name).cloned().collect();
+                let gone: Vec<TopicPartition> = self
+                    .partitions
+                    .keys()
+                    .filter(|tp| &tp.topic == name)
+                    .cloned()
+                    .collect();
                 for tp in gone {
                     self.partitions.remove(&tp);
-                    self.outputs.push_back(Output::RemoveLog { target: LogTarget::Partition(tp) });
+                    self.outputs.push_back(Output::RemoveLog {
+                        target: LogTarget::Partition(tp),
+                    });
                 }
             }
             MetadataRecord::ProducerIds { .. } => {}

@@ -7,7 +7,9 @@ use crate::core::log::ReadPlan;
 use crate::core::time::{Instant, Now};
 use crate::protocol::error::ErrorCode;
 use crate::protocol::generated::fetch_request::FetchRequest;
-use crate::protocol::generated::fetch_response::{FetchResponse, FetchableTopicResponse, PartitionData};
+use crate::protocol::generated::fetch_response::{
+    FetchResponse, FetchableTopicResponse, PartitionData,
+};
 use crate::protocol::generated::list_offsets_request::ListOffsetsRequest;
 use crate::protocol::generated::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsResponse, ListOffsetsTopicResponse,
@@ -54,7 +56,11 @@ impl Broker {
         if available >= req.min_bytes.max(1) as u64 || wait == 0 || reply.response.error_code != 0 {
             self.outputs.push_back(Output::Fetch(reply));
         } else {
-            self.parked_fetches.push(ParkedFetch { deadline: now.mono.plus_ms(wait), ctx, request: req });
+            self.parked_fetches.push(ParkedFetch {
+                deadline: now.mono.plus_ms(wait),
+                ctx,
+                request: req,
+            });
         }
     }
 
@@ -66,12 +72,21 @@ impl Broker {
         if ctx.api_version >= 7 && req.session_id != 0 {
             // We keep no fetch sessions: the client falls back to full fetch requests.
             response.error_code = ErrorCode::FetchSessionIdNotFound.code();
-            return (FetchReply { reply: ctx.reply, response, reads }, 0);
+            return (
+                FetchReply {
+                    reply: ctx.reply,
+                    response,
+                    reads,
+                },
+                0,
+            );
         }
         let mut budget = u64::try_from(req.max_bytes).unwrap_or(0).max(1);
         for (ti, topic) in req.topics.iter().enumerate() {
             let name = if ctx.api_version >= 13 {
-                self.image.topic_by_id(&topic.topic_id).map(|(n, _)| n.clone())
+                self.image
+                    .topic_by_id(&topic.topic_id)
+                    .map(|(n, _)| n.clone())
             } else {
                 Some(topic.topic.clone())
             };
@@ -89,11 +104,22 @@ impl Broker {
                     preferred_read_replica: -1,
                     ..Default::default()
                 };
-                let unknown = if ctx.api_version >= 13 { ErrorCode::UnknownTopicId } else { ErrorCode::UnknownTopicOrPartition };
-                let tp = name.as_deref().map(|n| TopicPartition::new(n, part.partition));
-                match tp.as_ref().and_then(|tp| self.partitions.get(tp).map(|p| (tp, p))) {
+                let unknown = if ctx.api_version >= 13 {
+                    ErrorCode::UnknownTopicId
+                } else {
+                    ErrorCode::UnknownTopicOrPartition
+                };
+                let tp = name
+                    .as_deref()
+                    .map(|n| TopicPartition::new(n, part.partition));
+                match tp
+                    .as_ref()
+                    .and_then(|tp| self.partitions.get(tp).map(|p| (tp, p)))
+                {
                     None => data.error_code = unknown.code(),
-                    Some((_, p)) if p.offline => data.error_code = ErrorCode::KafkaStorageError.code(),
+                    Some((_, p)) if p.offline => {
+                        data.error_code = ErrorCode::KafkaStorageError.code()
+                    }
                     Some((tp, p)) => {
                         let hw = p.high_watermark();
                         data.high_watermark = hw;
@@ -102,7 +128,9 @@ impl Broker {
                         if part.fetch_offset > hw || part.fetch_offset < p.log.log_start_offset() {
                             data.error_code = ErrorCode::OffsetOutOfRange.code();
                         } else if part.fetch_offset < hw && budget > 0 {
-                            let max = u64::try_from(part.partition_max_bytes).unwrap_or(0).min(budget);
+                            let max = u64::try_from(part.partition_max_bytes)
+                                .unwrap_or(0)
+                                .min(budget);
                             if let Ok(Some(plan)) = p.log.read(part.fetch_offset, max) {
                                 let estimate = plan.len.min(max.max(1));
                                 available += estimate;
@@ -123,7 +151,14 @@ impl Broker {
             }
             response.responses.push(out);
         }
-        (FetchReply { reply: ctx.reply, response, reads }, available)
+        (
+            FetchReply {
+                reply: ctx.reply,
+                response,
+                reads,
+            },
+            available,
+        )
     }
 
     /// New data on `tp`: answer parked fetches that now have enough.
@@ -132,7 +167,12 @@ impl Broker {
         while i < self.parked_fetches.len() {
             let parked = &self.parked_fetches[i];
             let touches = parked.request.topics.iter().any(|t| {
-                (t.topic == tp.topic || self.image.topics.get(&tp.topic).is_some_and(|x| x.id == t.topic_id))
+                (t.topic == tp.topic
+                    || self
+                        .image
+                        .topics
+                        .get(&tp.topic)
+                        .is_some_and(|x| x.id == t.topic_id))
                     && t.partitions.iter().any(|p| p.partition == tp.partition)
             });
             if touches {
@@ -148,8 +188,9 @@ impl Broker {
     }
 
     pub(super) fn expire_fetches(&mut self, now: Now) {
-        let (due, keep): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.parked_fetches).into_iter().partition(|f| f.deadline <= now.mono);
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.parked_fetches)
+            .into_iter()
+            .partition(|f| f.deadline <= now.mono);
         self.parked_fetches = keep;
         for parked in due {
             let (reply, _) = self.build_fetch(parked.ctx, &parked.request);
@@ -160,7 +201,10 @@ impl Broker {
     pub(super) fn handle_list_offsets(&mut self, ctx: RequestContext, req: ListOffsetsRequest) {
         let mut response = ListOffsetsResponse::default();
         for topic in req.topics {
-            let mut out = ListOffsetsTopicResponse { name: topic.name.clone(), ..Default::default() };
+            let mut out = ListOffsetsTopicResponse {
+                name: topic.name.clone(),
+                ..Default::default()
+            };
             for part in topic.partitions {
                 let tp = TopicPartition::new(&topic.name, part.partition_index);
                 let mut answer = ListOffsetsPartitionResponse {
@@ -187,7 +231,8 @@ impl Broker {
                         answer.offset = offset;
                         answer.timestamp = timestamp;
                         if ctx.api_version == 0 {
-                            answer.old_style_offsets = if offset >= 0 { vec![offset] } else { vec![] };
+                            answer.old_style_offsets =
+                                if offset >= 0 { vec![offset] } else { vec![] };
                         }
                     }
                 }
@@ -205,7 +250,12 @@ fn max_timestamp_offset(p: &super::PartitionState) -> (i64, i64) {
         .log
         .segments()
         .iter()
-        .flat_map(|s| s.index.times.last().map(|t| (t.timestamp, s.base_offset + i64::from(t.relative_offset))))
+        .flat_map(|s| {
+            s.index
+                .times
+                .last()
+                .map(|t| (t.timestamp, s.base_offset + i64::from(t.relative_offset)))
+        })
         .max_by_key(|(ts, _)| *ts);
     match best {
         Some((ts, offset)) if offset < p.high_watermark() => (offset, ts),

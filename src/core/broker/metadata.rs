@@ -10,11 +10,19 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MetadataRecord {
     /// A topic exists with this id and partition count.
-    Topic { name: String, id: Uuid, partitions: i32 },
+    Topic {
+        name: String,
+        id: Uuid,
+        partitions: i32,
+    },
     /// The topic's partition count grew (CreatePartitions).
     Partitions { name: String, partitions: i32 },
     /// A topic-level config override was set (`None` removes it).
-    Config { name: String, key: String, value: Option<String> },
+    Config {
+        name: String,
+        key: String,
+        value: Option<String>,
+    },
     /// The topic is gone.
     RemoveTopic { name: String },
     /// Producer ids below `next` are taken (InitProducerId allocates from blocks).
@@ -37,8 +45,16 @@ pub struct MetadataImage {
 impl MetadataImage {
     pub fn apply(&mut self, record: &MetadataRecord) {
         match record {
-            MetadataRecord::Topic { name, id, partitions } => {
-                let topic = TopicImage { id: *id, partitions: *partitions, configs: BTreeMap::new() };
+            MetadataRecord::Topic {
+                name,
+                id,
+                partitions,
+            } => {
+                let topic = TopicImage {
+                    id: *id,
+                    partitions: *partitions,
+                    configs: BTreeMap::new(),
+                };
                 self.topics.insert(name.clone(), topic);
             }
             MetadataRecord::Partitions { name, partitions } => {
@@ -84,7 +100,11 @@ impl MetadataRecord {
             let _ = p::put_string(b, s, true);
         };
         match self {
-            MetadataRecord::Topic { name, id, partitions } => {
+            MetadataRecord::Topic {
+                name,
+                id,
+                partitions,
+            } => {
                 b.put_u8(TOPIC);
                 put_str(&mut b, name);
                 p::put_uuid(&mut b, id);
@@ -121,16 +141,21 @@ impl MetadataRecord {
                 id: p::read_uuid(b)?,
                 partitions: p::read_i32(b)?,
             },
-            PARTITIONS => {
-                MetadataRecord::Partitions { name: p::read_string(b, true)?, partitions: p::read_i32(b)? }
-            }
+            PARTITIONS => MetadataRecord::Partitions {
+                name: p::read_string(b, true)?,
+                partitions: p::read_i32(b)?,
+            },
             CONFIG => MetadataRecord::Config {
                 name: p::read_string(b, true)?,
                 key: p::read_string(b, true)?,
                 value: p::read_nullable_string(b, true)?,
             },
-            REMOVE_TOPIC => MetadataRecord::RemoveTopic { name: p::read_string(b, true)? },
-            PRODUCER_IDS => MetadataRecord::ProducerIds { next: p::read_i64(b)? },
+            REMOVE_TOPIC => MetadataRecord::RemoveTopic {
+                name: p::read_string(b, true)?,
+            },
+            PRODUCER_IDS => MetadataRecord::ProducerIds {
+                next: p::read_i64(b)?,
+            },
             _ => return Err(p::DecodeError::Invalid("metadata record type")),
         })
     }
@@ -142,7 +167,37 @@ pub fn valid_topic_name(name: &str) -> bool {
         && name.len() <= 249
         && name != "."
         && name != ".."
-        && name.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// One metadata-log batch holding `records` (uncompressed, record values only).
+pub fn encode_batch(records: &[MetadataRecord], now_ms: i64) -> bytes::BytesMut {
+    use crate::protocol::records::{builder::BatchBuilder, compression::Compression};
+    let mut builder = BatchBuilder::new(Compression::None);
+    for record in records {
+        // Pushing a value-only record with one timestamp cannot fail.
+        let _ = builder.push(now_ms, None, Some(record.encode()), Vec::new());
+    }
+    builder
+        .build()
+        .map(|b| BytesMut::from(b.as_ref()))
+        .unwrap_or_default()
+}
+
+/// Every metadata record in a stretch of the metadata log.
+pub fn decode_batches(data: &Bytes) -> Result<Vec<MetadataRecord>, String> {
+    use crate::protocol::records::batch::RecordBatches;
+    let mut out = Vec::new();
+    for batch in RecordBatches::new(data.clone()) {
+        let batch = batch.map_err(|e| e.to_string())?;
+        for record in batch.records(usize::MAX).map_err(|e| e.to_string())? {
+            let value = record.map_err(|e| e.to_string())?.value.unwrap_or_default();
+            out.push(MetadataRecord::decode(value).map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -152,9 +207,20 @@ mod tests {
     #[test]
     fn records_round_trip_and_replay() {
         let records = vec![
-            MetadataRecord::Topic { name: "t".into(), id: Uuid([7; 16]), partitions: 3 },
-            MetadataRecord::Config { name: "t".into(), key: "retention.ms".into(), value: Some("5".into()) },
-            MetadataRecord::Partitions { name: "t".into(), partitions: 4 },
+            MetadataRecord::Topic {
+                name: "t".into(),
+                id: Uuid([7; 16]),
+                partitions: 3,
+            },
+            MetadataRecord::Config {
+                name: "t".into(),
+                key: "retention.ms".into(),
+                value: Some("5".into()),
+            },
+            MetadataRecord::Partitions {
+                name: "t".into(),
+                partitions: 4,
+            },
             MetadataRecord::ProducerIds { next: 1000 },
         ];
         let mut image = MetadataImage::default();
@@ -178,29 +244,4 @@ mod tests {
         assert!(!valid_topic_name("a/b"));
         assert!(!valid_topic_name(&"x".repeat(250)));
     }
-}
-
-/// One metadata-log batch holding `records` (uncompressed, record values only).
-pub fn encode_batch(records: &[MetadataRecord], now_ms: i64) -> bytes::BytesMut {
-    use crate::protocol::records::{builder::BatchBuilder, compression::Compression};
-    let mut builder = BatchBuilder::new(Compression::None);
-    for record in records {
-        // Pushing a value-only record with one timestamp cannot fail.
-        let _ = builder.push(now_ms, None, Some(record.encode()), Vec::new());
-    }
-    builder.build().map(|b| BytesMut::from(b.as_ref())).unwrap_or_default()
-}
-
-/// Every metadata record in a stretch of the metadata log.
-pub fn decode_batches(data: &Bytes) -> Result<Vec<MetadataRecord>, String> {
-    use crate::protocol::records::batch::RecordBatches;
-    let mut out = Vec::new();
-    for batch in RecordBatches::new(data.clone()) {
-        let batch = batch.map_err(|e| e.to_string())?;
-        for record in batch.records(usize::MAX).map_err(|e| e.to_string())? {
-            let value = record.map_err(|e| e.to_string())?.value.unwrap_or_default();
-            out.push(MetadataRecord::decode(value).map_err(|e| e.to_string())?);
-        }
-    }
-    Ok(out)
 }

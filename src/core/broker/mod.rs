@@ -57,7 +57,10 @@ pub struct TopicPartition {
 
 impl TopicPartition {
     pub fn new(topic: &str, partition: i32) -> TopicPartition {
-        TopicPartition { topic: topic.to_string(), partition }
+        TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        }
     }
 
     /// Kafka's directory name for a partition's log.
@@ -89,15 +92,30 @@ pub type WorkId = u64;
 
 #[derive(Debug)]
 pub enum Output {
-    Respond { reply: ReplyTo, body: ResponseBody },
+    Respond {
+        reply: ReplyTo,
+        body: ResponseBody,
+    },
     /// `acks=0`: free the request's slot without writing anything.
-    NoResponse { reply: ReplyTo },
+    NoResponse {
+        reply: ReplyTo,
+    },
+    /// Close the connection after the responses before this request.
+    Close {
+        reply: ReplyTo,
+    },
     /// Run `ops` on `target`'s log in order, then call `handle_storage_done(work, ok)`.
-    Storage { work: WorkId, target: LogTarget, ops: Vec<LogOp> },
+    Storage {
+        work: WorkId,
+        target: LogTarget,
+        ops: Vec<LogOp>,
+    },
     /// Read each planned range, put the bytes into the response, send it.
     Fetch(fetch::FetchReply),
     /// The topic is gone: close and remove the partition's directory (no completion needed).
-    RemoveLog { target: LogTarget },
+    RemoveLog {
+        target: LogTarget,
+    },
 }
 
 /// One partition's state on this broker.
@@ -228,8 +246,8 @@ impl Broker {
 
     pub fn handle_request(&mut self, ctx: RequestContext, body: RequestBody, now: Now) {
         if !api_versions::is_supported(ctx.api_key, ctx.api_version) {
-            let body = api_versions::unsupported_version_response(ctx.api_key, ctx.api_version);
-            self.respond(ctx.reply, body);
+            // The driver filters these; a machine fed one directly closes the connection too.
+            self.outputs.push_back(Output::Close { reply: ctx.reply });
             return;
         }
         match body {
@@ -246,11 +264,9 @@ impl Broker {
             RequestBody::InitProducerId(req) => self.handle_init_producer_id(ctx, req, now),
             RequestBody::DescribeCluster(req) => self.handle_describe_cluster(ctx, req),
             RequestBody::DescribeConfigs(req) => self.handle_describe_configs(ctx, req),
-            other => {
-                // Advertised in the table but not yet served here: answer like an unknown version.
-                let _ = other;
-                let body = api_versions::unsupported_version_response(ctx.api_key, ctx.api_version);
-                self.respond(ctx.reply, body);
+            _ => {
+                // Not in the ApiVersions table, so no client should send it: close, as Kafka does.
+                self.outputs.push_back(Output::Close { reply: ctx.reply });
             }
         }
     }
@@ -262,19 +278,34 @@ impl Broker {
     fn new_work(&mut self, target: LogTarget, end: i64, kind: WorkKind, ops: Vec<LogOp>) -> WorkId {
         let id = self.next_work;
         self.next_work += 1;
-        self.work.insert(id, Work { target: target.clone(), end, kind });
-        self.outputs.push_back(Output::Storage { work: id, target, ops });
+        self.work.insert(
+            id,
+            Work {
+                target: target.clone(),
+                end,
+                kind,
+            },
+        );
+        self.outputs.push_back(Output::Storage {
+            work: id,
+            target,
+            ops,
+        });
         id
     }
 
     /// Storage work finished (`ok = false`: it failed, and the log is offline until recovery).
     pub fn handle_storage_done(&mut self, work: WorkId, ok: bool, now: Now) {
-        let Some(done) = self.work.remove(&work) else { return };
+        let Some(done) = self.work.remove(&work) else {
+            return;
+        };
         match (&done.target, done.kind) {
             (LogTarget::Metadata, _) => self.metadata_done(done.end, ok, now),
             (LogTarget::Partition(tp), kind) => {
                 let tp = tp.clone();
-                let Some(p) = self.partitions.get_mut(&tp) else { return };
+                let Some(p) = self.partitions.get_mut(&tp) else {
+                    return;
+                };
                 if !ok {
                     p.offline = true;
                 } else if kind == WorkKind::Write {
@@ -296,14 +327,21 @@ impl Broker {
     /// Issues a sync for a partition unless one is already in flight (then one follows it:
     /// group commit).
     fn start_sync(&mut self, tp: &TopicPartition, now: Now) {
-        let Some(p) = self.partitions.get_mut(tp) else { return };
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return;
+        };
         if p.sync_in_flight.is_some() {
             p.sync_wanted = true;
             return;
         }
         let (op, upto) = p.log.flush(now.wall_ms);
         p.sync_in_flight = Some(upto);
-        self.new_work(LogTarget::Partition(tp.clone()), upto, WorkKind::Sync, vec![op]);
+        self.new_work(
+            LogTarget::Partition(tp.clone()),
+            upto,
+            WorkKind::Sync,
+            vec![op],
+        );
     }
 
     pub fn handle_timeout(&mut self, now: Now) {
@@ -324,8 +362,12 @@ impl Broker {
     pub fn enforce_retention(&mut self, now: Now) {
         let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
         for tp in tps {
-            let Some(p) = self.partitions.get_mut(&tp) else { continue };
-            let Some(&last) = p.log.expired_segments(now.wall_ms).last() else { continue };
+            let Some(p) = self.partitions.get_mut(&tp) else {
+                continue;
+            };
+            let Some(&last) = p.log.expired_segments(now.wall_ms).last() else {
+                continue;
+            };
             let ops = p.log.delete_segments_through(last);
             let end = p.log.log_end_offset();
             self.new_work(LogTarget::Partition(tp), end, WorkKind::Metadata, ops);
@@ -333,7 +375,12 @@ impl Broker {
     }
 
     fn log_config_for(&self, topic: &str) -> LogConfig {
-        let overrides = self.image.topics.get(topic).map(|t| t.configs.clone()).unwrap_or_default();
+        let overrides = self
+            .image
+            .topics
+            .get(topic)
+            .map(|t| t.configs.clone())
+            .unwrap_or_default();
         topic_log_config(&self.config.log, &overrides).unwrap_or_else(|_| self.config.log.clone())
     }
 
@@ -376,6 +423,11 @@ impl Broker {
 
     /// Reads a planned range later (ListOffsets by timestamp needs record timestamps).
     pub fn read_plan(&self, tp: &TopicPartition, offset: i64, max_bytes: u64) -> Option<ReadPlan> {
-        self.partitions.get(tp)?.log.read(offset, max_bytes).ok().flatten()
+        self.partitions
+            .get(tp)?
+            .log
+            .read(offset, max_bytes)
+            .ok()
+            .flatten()
     }
 }

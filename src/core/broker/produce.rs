@@ -39,7 +39,10 @@ impl Broker {
         let mut waits = Vec::new();
         let acks_valid = matches!(acks, -1..=1);
         for (ti, topic) in req.topic_data.into_iter().enumerate() {
-            let mut out = TopicProduceResponse { name: topic.name.clone(), ..Default::default() };
+            let mut out = TopicProduceResponse {
+                name: topic.name.clone(),
+                ..Default::default()
+            };
             for (pi, part) in topic.partition_data.into_iter().enumerate() {
                 let tp = TopicPartition::new(&topic.name, part.index);
                 let mut answer = PartitionProduceResponse {
@@ -63,7 +66,13 @@ impl Broker {
                         answer.log_start_offset = done.log_start_offset;
                         if let Some(end) = done.wait_end {
                             let durable = acks == -1 && done.flushes;
-                            waits.push(Wait { tp, end, durable, topic_index: ti, partition_index: pi });
+                            waits.push(Wait {
+                                tp,
+                                end,
+                                durable,
+                                topic_index: ti,
+                                partition_index: pi,
+                            });
                         }
                     }
                     Err(code) => answer.error_code = code.code(),
@@ -74,24 +83,38 @@ impl Broker {
         }
         if acks == 0 {
             // Kafka sends nothing for acks=0, whatever happened.
-            self.outputs.push_back(Output::NoResponse { reply: ctx.reply });
+            self.outputs
+                .push_back(Output::NoResponse { reply: ctx.reply });
             return;
         }
-        self.produce_waits.push(PendingProduce { reply: ctx.reply, response, waits });
+        self.produce_waits.push(PendingProduce {
+            reply: ctx.reply,
+            response,
+            waits,
+        });
         self.release_produce_waits(now);
     }
 
     /// Validates and appends every batch in `records` to one partition.
-    fn append_records(&mut self, tp: &TopicPartition, records: Bytes, now: Now) -> Result<Appended, ErrorCode> {
+    fn append_records(
+        &mut self,
+        tp: &TopicPartition,
+        records: Bytes,
+        now: Now,
+    ) -> Result<Appended, ErrorCode> {
         if let Some(code) = self.topic_error(&tp.topic, tp.partition) {
             return Err(code);
         }
-        let batches: Vec<Batch> =
-            RecordBatches::new(records).collect::<Result<_, _>>().map_err(|e| e.error_code())?;
+        let batches: Vec<Batch> = RecordBatches::new(records)
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.error_code())?;
         if batches.is_empty() {
             return Err(ErrorCode::InvalidRecord);
         }
-        let p = self.partitions.get_mut(tp).ok_or(ErrorCode::UnknownTopicOrPartition)?;
+        let p = self
+            .partitions
+            .get_mut(tp)
+            .ok_or(ErrorCode::UnknownTopicOrPartition)?;
         // Validate everything first so a request appends all of its batches or none.
         let mut headers = Vec::with_capacity(batches.len());
         for b in &batches {
@@ -111,7 +134,11 @@ impl Broker {
             }
             let appended = p
                 .log
-                .append(BytesMut::from(b.as_bytes().as_ref()), p.leader_epoch, now.wall_ms)
+                .append(
+                    BytesMut::from(b.as_bytes().as_ref()),
+                    p.leader_epoch,
+                    now.wall_ms,
+                )
                 .map_err(|e| e.code())?;
             if header.producer_id >= 0 {
                 p.producers.record(
@@ -126,7 +153,11 @@ impl Broker {
             wait_end = Some(appended.last_offset + 1);
             ops.extend(appended.ops);
         }
-        let log_append_time = if p.log.config().log_append_time { now.wall_ms } else { -1 };
+        let log_append_time = if p.log.config().log_append_time {
+            now.wall_ms
+        } else {
+            -1
+        };
         let log_start_offset = p.log.log_start_offset();
         let flushes = p.log.config().flush_messages.is_some();
         let flush_now = p.log.flush_due(now.wall_ms);
@@ -155,7 +186,9 @@ impl Broker {
             let pending = &mut self.produce_waits[i];
             let partitions = &self.partitions;
             pending.waits.retain(|w| {
-                let Some(p) = partitions.get(&w.tp) else { return false };
+                let Some(p) = partitions.get(&w.tp) else {
+                    return false;
+                };
                 if p.offline {
                     if let Some(answer) = pending
                         .response
@@ -168,7 +201,11 @@ impl Broker {
                     }
                     return false;
                 }
-                let reached = if w.durable { p.log.synced_offset().min(p.written_end) } else { p.written_end };
+                let reached = if w.durable {
+                    p.log.synced_offset().min(p.written_end)
+                } else {
+                    p.written_end
+                };
                 reached < w.end
             });
             if pending.waits.is_empty() {
@@ -202,7 +239,12 @@ fn check_sequence(
     if header.producer_id < 0 {
         return Ok(None);
     }
-    match producers.check(header.producer_id, header.producer_epoch, header.base_sequence, header.last_offset_delta) {
+    match producers.check(
+        header.producer_id,
+        header.producer_epoch,
+        header.base_sequence,
+        header.last_offset_delta,
+    ) {
         SequenceCheck::Accept => Ok(None),
         SequenceCheck::Duplicate { base_offset } => Ok(Some(base_offset)),
         SequenceCheck::Reject(code) => Err(code),

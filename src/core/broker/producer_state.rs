@@ -29,7 +29,9 @@ pub enum SequenceCheck {
     /// Append it.
     Accept,
     /// Already appended: answer with its original base offset, do not append again.
-    Duplicate { base_offset: i64 },
+    Duplicate {
+        base_offset: i64,
+    },
     Reject(ErrorCode),
 }
 
@@ -40,7 +42,11 @@ pub struct ProducerStates {
 
 /// Sequence numbers wrap at i32::MAX back to 0.
 fn next_seq(seq: i32) -> i32 {
-    if seq == i32::MAX { 0 } else { seq + 1 }
+    if seq == i32::MAX {
+        0
+    } else {
+        seq + 1
+    }
 }
 
 fn seq_after(seq: i32, delta: i32) -> i32 {
@@ -50,7 +56,13 @@ fn seq_after(seq: i32, delta: i32) -> i32 {
 impl ProducerStates {
     /// Checks a batch with producer id `pid` (≥ 0), `epoch`, `first_seq` and `record_count - 1`
     /// = `last_offset_delta`.
-    pub fn check(&self, pid: i64, epoch: i16, first_seq: i32, last_offset_delta: i32) -> SequenceCheck {
+    pub fn check(
+        &self,
+        pid: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_offset_delta: i32,
+    ) -> SequenceCheck {
         let last_seq = seq_after(first_seq, last_offset_delta);
         let Some(entry) = self.producers.get(&pid) else {
             // Unknown producer (new, or its state expired): only a fresh sequence may start it.
@@ -70,8 +82,14 @@ impl ProducerStates {
                 SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
             };
         }
-        if let Some(b) = entry.batches.iter().find(|b| b.first_seq == first_seq && b.last_seq == last_seq) {
-            return SequenceCheck::Duplicate { base_offset: b.base_offset };
+        if let Some(b) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+        {
+            return SequenceCheck::Duplicate {
+                base_offset: b.base_offset,
+            };
         }
         match entry.batches.back() {
             Some(last) if first_seq != next_seq(last.last_seq) => {
@@ -82,13 +100,25 @@ impl ProducerStates {
     }
 
     /// Records an appended batch (after `check` accepted it, or while replaying the log).
-    pub fn record(&mut self, pid: i64, epoch: i16, first_seq: i32, base_offset: i64, last_offset: i64) {
+    pub fn record(
+        &mut self,
+        pid: i64,
+        epoch: i16,
+        first_seq: i32,
+        base_offset: i64,
+        last_offset: i64,
+    ) {
         let delta = i32::try_from(last_offset - base_offset).unwrap_or(i32::MAX);
-        let range = BatchRange { first_seq, last_seq: seq_after(first_seq, delta), base_offset, last_offset };
-        let entry = self
-            .producers
-            .entry(pid)
-            .or_insert_with(|| ProducerEntry { epoch, batches: VecDeque::new() });
+        let range = BatchRange {
+            first_seq,
+            last_seq: seq_after(first_seq, delta),
+            base_offset,
+            last_offset,
+        };
+        let entry = self.producers.entry(pid).or_insert_with(|| ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+        });
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -128,15 +158,30 @@ mod tests {
         assert_eq!(s.check(7, 0, 5, 0), SequenceCheck::Accept);
         s.record(7, 0, 5, 105, 105);
         // A retry of the first batch is answered with its original offset.
-        assert_eq!(s.check(7, 0, 0, 4), SequenceCheck::Duplicate { base_offset: 100 });
+        assert_eq!(
+            s.check(7, 0, 0, 4),
+            SequenceCheck::Duplicate { base_offset: 100 }
+        );
         // A gap is refused.
-        assert_eq!(s.check(7, 0, 9, 0), SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber));
+        assert_eq!(
+            s.check(7, 0, 9, 0),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
         // An older epoch is fenced; a newer one must start at 0.
-        assert_eq!(s.check(7, -1, 6, 0), SequenceCheck::Reject(ErrorCode::InvalidProducerEpoch));
-        assert_eq!(s.check(7, 1, 6, 0), SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber));
+        assert_eq!(
+            s.check(7, -1, 6, 0),
+            SequenceCheck::Reject(ErrorCode::InvalidProducerEpoch)
+        );
+        assert_eq!(
+            s.check(7, 1, 6, 0),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
         assert_eq!(s.check(7, 1, 0, 0), SequenceCheck::Accept);
         // An unknown producer must start at 0.
-        assert_eq!(s.check(8, 0, 3, 0), SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber));
+        assert_eq!(
+            s.check(8, 0, 3, 0),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
     }
 
     #[test]

@@ -1,0 +1,148 @@
+//! The seed runner: one fresh OS thread and one fresh madsim runtime per seed.
+//!
+//! A fresh thread matters: std caches its hash keys per thread, and only the first runtime on a
+//! thread can seed them, so a second seed on the same thread would iterate `HashMap`s in another
+//! order than a replay of that seed alone. madsim's own `Builder` does the same; we cannot use it
+//! because it cannot register our `SimDisk` plugin.
+
+use crate::disk::{DiskStats, SimDisk};
+use crate::spec::Spec;
+use crate::trace::{sim_now, Trace};
+use crate::workload;
+use madsim::runtime::Runtime;
+use madsim::Config;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+/// Simulated time after which a run is stopped as hung.
+pub const TIME_LIMIT: Duration = Duration::from_secs(600);
+
+/// What a workload reports back: broken properties, and a one-line summary.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub violations: Vec<String>,
+    pub summary: String,
+}
+
+/// The result of one run.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub spec: Spec,
+    pub verdict: Verdict,
+    /// The panic message if the run panicked (an `assert!` in the system, a hang, a harness bug).
+    pub panic: Option<String>,
+    pub trace: Vec<String>,
+    pub sim_elapsed: Duration,
+    pub disk: DiskStats,
+}
+
+impl Outcome {
+    pub fn failed(&self) -> bool {
+        self.panic.is_some() || !self.verdict.violations.is_empty()
+    }
+
+    /// One line per problem, empty when the run passed.
+    pub fn problems(&self) -> Vec<String> {
+        let panic = self.panic.iter().map(|message| format!("panic: {message}"));
+        panic
+            .chain(self.verdict.violations.iter().cloned())
+            .collect()
+    }
+}
+
+/// Runs `scenario` in a fresh runtime for `seed`, on a fresh thread, with `SimDisk` registered
+/// before any node exists. Returns the scenario's output, or the panic message.
+pub fn in_fresh_runtime<T, F, Fut>(seed: u64, scenario: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = T>,
+{
+    let thread = std::thread::Builder::new()
+        .name(format!("sim-seed-{seed}"))
+        .spawn(move || {
+            let mut runtime = Runtime::with_seed_and_config(seed, Config::default());
+            runtime.add_simulator::<SimDisk>();
+            runtime.set_time_limit(TIME_LIMIT);
+            catch_unwind(AssertUnwindSafe(|| runtime.block_on(scenario()))).map_err(panic_message)
+        });
+    match thread {
+        Ok(thread) => thread
+            .join()
+            .map_err(panic_message)
+            .and_then(|result| result),
+        Err(err) => Err(format!("cannot start a simulation thread: {err}")),
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}
+
+/// Runs one spec. `echo` prints trace events as they happen.
+pub fn run(spec: Spec, echo: bool) -> Outcome {
+    let trace = Trace::new(echo);
+    let scenario_trace = trace.clone();
+    let result = in_fresh_runtime(spec.seed, move || async move {
+        let disk = madsim::plugin::simulator::<SimDisk>();
+        disk.set_trace(scenario_trace.clone());
+        let verdict = workload::run(spec, scenario_trace).await;
+        (verdict, sim_now(), disk.stats())
+    });
+    let lines = trace.lines();
+    match result {
+        Ok((verdict, sim_elapsed, disk)) => Outcome {
+            spec,
+            verdict,
+            panic: None,
+            trace: lines,
+            sim_elapsed,
+            disk,
+        },
+        Err(message) => Outcome {
+            spec,
+            verdict: Verdict::default(),
+            panic: Some(message),
+            trace: lines,
+            sim_elapsed: Duration::ZERO,
+            disk: DiskStats::default(),
+        },
+    }
+}
+
+/// Runs a spec twice and compares everything observable. `Err` names the first difference.
+pub fn check_determinism(spec: Spec) -> Result<Outcome, String> {
+    let first = run(spec, false);
+    let second = run(spec, false);
+    if let Some(i) = (0..first.trace.len().max(second.trace.len()))
+        .find(|&i| first.trace.get(i) != second.trace.get(i))
+    {
+        let none = "<end of trace>".to_owned();
+        return Err(format!(
+            "traces differ at event {i}:\n  first:  {}\n  second: {}",
+            first.trace.get(i).unwrap_or(&none),
+            second.trace.get(i).unwrap_or(&none)
+        ));
+    }
+    if first.verdict != second.verdict || first.panic != second.panic {
+        return Err(format!(
+            "verdicts differ:\n  first:  {:?}\n  second: {:?}",
+            first.problems(),
+            second.problems()
+        ));
+    }
+    if first.sim_elapsed != second.sim_elapsed || first.disk != second.disk {
+        return Err(format!(
+            "end states differ: {:?} {:?} vs {:?} {:?}",
+            first.sim_elapsed, first.disk, second.sim_elapsed, second.disk
+        ));
+    }
+    Ok(first)
+}
