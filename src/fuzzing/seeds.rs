@@ -5,7 +5,15 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{FLAG_PARTIAL_TAIL, FLAG_WRAP_PAYLOAD};
+use crate::core::broker::metadata::{encode_batch, MetadataRecord};
 use crate::protocol::frame::encode_frame;
+use crate::protocol::generated::{
+    fetch_response::{FetchableTopicResponse, PartitionData},
+    produce_request::{PartitionProduceData, TopicProduceData},
+    ApiKey, FetchResponse, ProduceRequest, RequestBody, ResponseBody,
+};
+use crate::protocol::header::{encode_request, encode_response};
+use crate::protocol::primitives::Uuid;
 use crate::protocol::records::builder::BatchBuilder;
 use crate::protocol::records::compression::{self, Compression};
 use crate::protocol::records::control::end_txn_marker_batch;
@@ -23,6 +31,9 @@ pub struct Seed {
 /// Every seed of every target.
 pub fn seeds() -> Vec<Seed> {
     let mut out = Vec::new();
+    request_frame_seeds(&mut out);
+    response_frame_seeds(&mut out);
+    metadata_record_seeds(&mut out);
     frame_seeds(&mut out);
     record_batch_seeds(&mut out);
     log_segment_seeds(&mut out);
@@ -35,6 +46,153 @@ fn seed(out: &mut Vec<Seed>, target: &'static str, name: impl Into<String>, data
         name: name.into(),
         data,
     });
+}
+
+/// The versions worth a seed: oldest, first flexible, newest.
+fn seed_versions(key: ApiKey) -> Vec<i16> {
+    let (min, max) = key.valid_versions();
+    let mut v = vec![min, max];
+    if let Some(f) = key.flexible_min().filter(|f| (min..=max).contains(f)) {
+        v.push(f);
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn request_frame_seeds(out: &mut Vec<Seed>) {
+    for &key in ApiKey::ALL {
+        for version in seed_versions(key) {
+            let body = RequestBody::default_for(key);
+            if let Ok(frame) = encode_request(7, Some("seed"), version, &body) {
+                let name = format!("default_{}_v{version}", key.name());
+                seed(out, "request_frame", name, frame.to_vec());
+            }
+        }
+    }
+    // A produce request carrying real batches, at the oldest and newest versions.
+    let blob = [
+        batch(Compression::Zstd, 3, 0, 1_700_000_000_000),
+        batch(Compression::None, 1, 0, 5),
+    ]
+    .concat();
+    let produce = RequestBody::from(ProduceRequest {
+        transactional_id: None,
+        acks: -1,
+        timeout_ms: 30_000,
+        topic_data: vec![TopicProduceData {
+            name: "orders".into(),
+            partition_data: vec![PartitionProduceData {
+                index: 0,
+                records: Some(Bytes::from(blob)),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    for version in seed_versions(ApiKey::Produce) {
+        if let Ok(frame) = encode_request(8, Some("producer-1"), version, &produce) {
+            seed(
+                out,
+                "request_frame",
+                format!("produce_records_v{version}"),
+                frame.to_vec(),
+            );
+        }
+    }
+}
+
+/// `response_frame` inputs: the API key's index in `ApiKey::ALL`, the version, the frame.
+fn response_input(key: ApiKey, version: i16, frame: &[u8]) -> Option<Vec<u8>> {
+    let index = ApiKey::ALL.iter().position(|&k| k == key)?;
+    let mut v = vec![u8::try_from(index).ok()?, u8::try_from(version).ok()?];
+    v.extend_from_slice(frame);
+    Some(v)
+}
+
+fn response_frame_seeds(out: &mut Vec<Seed>) {
+    for &key in ApiKey::ALL {
+        for version in seed_versions(key) {
+            let body = ResponseBody::default_for(key);
+            let Ok(frame) = encode_response(7, version, &body) else {
+                continue;
+            };
+            if let Some(input) = response_input(key, version, &frame) {
+                seed(
+                    out,
+                    "response_frame",
+                    format!("default_{}_v{version}", key.name()),
+                    input,
+                );
+            }
+        }
+    }
+    let fetch = ResponseBody::from(FetchResponse {
+        responses: vec![FetchableTopicResponse {
+            topic: "orders".into(),
+            topic_id: Uuid([7; 16]),
+            partitions: vec![PartitionData {
+                partition_index: 0,
+                high_watermark: 4,
+                last_stable_offset: 4,
+                records: Some(batch(Compression::Lz4, 4, 0, 1_700_000_000_000)),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    for version in seed_versions(ApiKey::Fetch) {
+        let Ok(frame) = encode_response(9, version, &fetch) else {
+            continue;
+        };
+        if let Some(input) = response_input(ApiKey::Fetch, version, &frame) {
+            seed(
+                out,
+                "response_frame",
+                format!("fetch_records_v{version}"),
+                input,
+            );
+        }
+    }
+}
+
+fn metadata_record_seeds(out: &mut Vec<Seed>) {
+    let records = vec![
+        MetadataRecord::Topic {
+            name: "orders".into(),
+            id: Uuid([3; 16]),
+            partitions: 3,
+        },
+        MetadataRecord::Config {
+            name: "orders".into(),
+            key: "retention.ms".into(),
+            value: Some("60000".into()),
+        },
+        MetadataRecord::Config {
+            name: "orders".into(),
+            key: "cleanup.policy".into(),
+            value: None,
+        },
+        MetadataRecord::Partitions {
+            name: "orders".into(),
+            partitions: 6,
+        },
+        MetadataRecord::ProducerIds { next: 1_000 },
+        MetadataRecord::RemoveTopic {
+            name: "orders".into(),
+        },
+    ];
+    let mut log = vec![0u8];
+    log.extend_from_slice(&encode_batch(&records[..3], 1_700_000_000_000));
+    log.extend_from_slice(&encode_batch(&records[3..], 1_700_000_000_001));
+    seed(out, "metadata_record", "log_two_batches", log);
+    for (i, r) in records.iter().enumerate() {
+        let mut value = vec![0u8];
+        value.extend_from_slice(&r.encode());
+        seed(out, "metadata_record", format!("value_{i}"), value);
+    }
 }
 
 fn frame_seeds(out: &mut Vec<Seed>) {
