@@ -31,8 +31,11 @@ use crate::protocol::records::RecordsError;
 mod seeds;
 pub use seeds::seeds;
 
+/// A target: any bytes in, a panic if a property fails.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, as `fuzz/fuzz_targets/<name>.rs` and the corpus folders name them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("request_frame", request_frame),
     ("response_frame", response_frame),
     ("frame", frame),
@@ -42,7 +45,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 ];
 
 /// The target function called `name`, if there is one.
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Target> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 

@@ -159,7 +159,7 @@ fn response_frame_seeds(out: &mut Vec<Seed>) {
 }
 
 fn metadata_record_seeds(out: &mut Vec<Seed>) {
-    let records = vec![
+    let records = [
         MetadataRecord::Topic {
             name: "orders".into(),
             id: Uuid([3; 16]),
