@@ -12,6 +12,8 @@
 
 pub mod config;
 pub mod core;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod protocol;
 pub mod runtime;
 pub mod storage;
