@@ -28,6 +28,9 @@ pub enum Reply {
     Close,
 }
 
+/// Responses at least this large are written directly instead of being gathered.
+const LARGE_RESPONSE: usize = 64 * 1024;
+
 /// What a connection may have in flight: requests and request bytes (in KiB).
 struct Budget {
     requests: Semaphore,
@@ -234,6 +237,7 @@ async fn write_loop<W: AsyncWrite>(
                 None => return,
             },
         }
+        let mut wrote_direct = false;
         // Write every response that is next in request order.
         while let Some(next) = queue.front() {
             let Some(reply) = arrived.remove(&next.seq) else {
@@ -257,9 +261,19 @@ async fn write_loop<W: AsyncWrite>(
                 }
             };
             out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-            out.extend_from_slice(&bytes);
+            if bytes.len() < LARGE_RESPONSE {
+                out.extend_from_slice(&bytes);
+            } else {
+                // Large responses (fetches) go straight to the socket, not through another copy.
+                let head = std::mem::take(&mut out);
+                if writer.write_all(&head).await.is_err() || writer.write_all(&bytes).await.is_err()
+                {
+                    return;
+                }
+                wrote_direct = true;
+            }
         }
-        if !out.is_empty() {
+        if !out.is_empty() || wrote_direct {
             // Flush too: madsim's TcpStream sends nothing until flushed.
             if writer.write_all(&out).await.is_err() || writer.flush().await.is_err() {
                 return;
