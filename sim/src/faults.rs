@@ -1,5 +1,5 @@
-//! The fault schedule of a run, drawn from the seed: which disk faults are on, and when the
-//! supervisor kills servers. Runs have two phases, as TigerBeetle's VOPR: a *safety* phase with
+//! The fault schedule of a run, drawn from the seed: which disk faults are on, when the
+//! supervisor kills servers, and when it clogs the network. Runs have two phases, as TigerBeetle's VOPR: a *safety* phase with
 //! faults, then a *liveness* phase with none, in which the system must finish its work.
 
 use crate::disk::DiskOptions;
@@ -37,4 +37,38 @@ pub fn disk_options(faults: FaultSet) -> DiskOptions {
     } else {
         DiskOptions::faultless()
     }
+}
+
+/// A stretch of time during which a network target is cut off (`target` indexes the workload's
+/// list of clog targets: a node, or the links between two nodes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clog {
+    pub at: Duration,
+    pub lasts: Duration,
+    pub target: usize,
+}
+
+/// Draws up to `max` clogs inside the safety window over `targets` targets, in time order.
+pub fn draw_clogs(
+    rng: &mut impl Rng,
+    safety_window: Duration,
+    max: u32,
+    targets: usize,
+) -> Vec<Clog> {
+    if targets == 0 {
+        return Vec::new();
+    }
+    let count = rng.gen_range(0..=max);
+    let window_ms = u64::try_from(safety_window.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(2);
+    let mut clogs: Vec<Clog> = (0..count)
+        .map(|_| Clog {
+            at: Duration::from_millis(rng.gen_range(1..window_ms)),
+            lasts: Duration::from_millis(rng.gen_range(20..500)),
+            target: rng.gen_range(0..targets),
+        })
+        .collect();
+    clogs.sort_by_key(|clog| clog.at);
+    clogs
 }

@@ -8,7 +8,7 @@
 fn main() {
     println!(
         "gregor-sim runs only in a madsim build. Use the cargo alias, from the workspace root:\n\
-         \x20 cargo sim run --seed 1234 [--workload log] [--faults crash,disk] [--check-determinism]\n\
+         \x20 cargo sim run --seed 1234 [--workload log|broker] [--faults crash,disk,net] [--check-determinism]\n\
          \x20 cargo sim replay --seed 1234        # same run, full trace\n\
          \x20 cargo sim sweep --seeds 1..1000 [--jobs 2]\n\
          \x20 cargo sim regressions               # replays sim/regressions.txt\n\

@@ -13,12 +13,15 @@ use std::str::FromStr;
 pub enum Workload {
     /// A one-node append-only log server and a client that sends numbered records.
     Log,
+    /// One real gregor broker, producers (acks -1, 1, 0, idempotent) and a consumer.
+    Broker,
 }
 
 impl Workload {
     pub fn name(self) -> &'static str {
         match self {
             Workload::Log => "log",
+            Workload::Broker => "broker",
         }
     }
 }
@@ -48,34 +51,39 @@ pub struct FaultSet {
     pub crash: bool,
     /// Disk faults: fsync errors, read bit flips, ENOSPC, torn writes on crash.
     pub disk: bool,
+    /// Network faults: clogged nodes and links, packet loss (workloads with a network).
+    pub net: bool,
 }
 
 impl FaultSet {
     pub const ALL: FaultSet = FaultSet {
         crash: true,
         disk: true,
+        net: true,
     };
     pub const NONE: FaultSet = FaultSet {
         crash: false,
         disk: false,
+        net: false,
     };
 }
 
 impl FromStr for FaultSet {
     type Err = String;
 
-    /// `crash,disk`, `crash`, `disk`, `all` or `none`.
+    /// A comma-separated list of `crash`, `disk`, `net`; or `all` or `none`.
     fn from_str(s: &str) -> Result<Self, String> {
         let mut set = FaultSet::NONE;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
                 "crash" => set.crash = true,
                 "disk" => set.disk = true,
+                "net" => set.net = true,
                 "all" => set = FaultSet::ALL,
                 "none" => {}
                 other => {
                     return Err(format!(
-                        "unknown fault kind {other:?} (crash, disk, all, none)"
+                        "unknown fault kind {other:?} (crash, disk, net, all, none)"
                     ))
                 }
             }
@@ -86,11 +94,18 @@ impl FromStr for FaultSet {
 
 impl fmt::Display for FaultSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.crash, self.disk) {
-            (true, true) => f.write_str("crash,disk"),
-            (true, false) => f.write_str("crash"),
-            (false, true) => f.write_str("disk"),
-            (false, false) => f.write_str("none"),
+        let kinds: Vec<&str> = [
+            (self.crash, "crash"),
+            (self.disk, "disk"),
+            (self.net, "net"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        if kinds.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&kinds.join(","))
         }
     }
 }
@@ -101,8 +116,8 @@ pub struct ScenarioArgs {
     /// Scenario to run.
     #[arg(long, value_enum, default_value = "log")]
     pub workload: Workload,
-    /// Fault kinds, comma separated: crash, disk, all, none.
-    #[arg(long, default_value = "crash,disk")]
+    /// Fault kinds, comma separated: crash, disk, net, all, none.
+    #[arg(long, default_value = "crash,disk,net")]
     pub faults: FaultSet,
     /// Plant a known bug (proves the checker catches it).
     #[arg(long, value_enum, hide = true)]
@@ -243,11 +258,18 @@ mod tests {
 
     #[test]
     fn fault_sets_round_trip() {
-        for text in ["crash,disk", "crash", "disk", "none"] {
+        for text in [
+            "crash,disk",
+            "crash",
+            "disk",
+            "net",
+            "crash,disk,net",
+            "none",
+        ] {
             assert_eq!(text.parse::<FaultSet>().unwrap().to_string(), text);
         }
         assert_eq!("all".parse::<FaultSet>().unwrap(), FaultSet::ALL);
-        assert!("net".parse::<FaultSet>().is_err());
+        assert!("cpu".parse::<FaultSet>().is_err());
     }
 
     #[test]

@@ -58,3 +58,76 @@ impl Trace {
         self.lock().lines.clone()
     }
 }
+
+/// Sends `tracing` output (the broker's own log lines, INFO and above) into a [`Trace`] as
+/// events by `who`, while the returned guard lives. It applies to this thread, which runs the
+/// whole simulation.
+pub fn capture_logs(trace: &Trace, who: &'static str) -> tracing::subscriber::DefaultGuard {
+    let writer = LogWriter {
+        trace: trace.clone(),
+        who,
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .without_time()
+        .with_ansi(false)
+        .with_target(false)
+        .with_writer(writer)
+        .finish();
+    tracing::subscriber::set_default(subscriber)
+}
+
+/// A `MakeWriter` whose writers each buffer one formatted line and emit it when dropped.
+#[derive(Clone)]
+struct LogWriter {
+    trace: Trace,
+    who: &'static str,
+}
+
+struct LogLine {
+    trace: Trace,
+    who: &'static str,
+    buf: Vec<u8>,
+}
+
+impl std::io::Write for LogLine {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        let line = String::from_utf8_lossy(&self.buf);
+        let line = line.trim();
+        if line.is_empty() {
+            return;
+        }
+        // "LEVEL node{..}:task{..}: message": madsim's spans say nothing the trace does not.
+        let (level, rest) = line.split_once(' ').unwrap_or(("", line));
+        let rest = rest.trim_start();
+        let message = match rest.strip_prefix("node{") {
+            Some(spans) => spans.split_once("}: ").map_or(rest, |(_, message)| message),
+            None => rest,
+        };
+        self.trace
+            .event(self.who, format_args!("{level} {message}"));
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogLine;
+
+    fn make_writer(&'a self) -> LogLine {
+        LogLine {
+            trace: self.trace.clone(),
+            who: self.who,
+            buf: Vec::new(),
+        }
+    }
+}

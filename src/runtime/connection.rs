@@ -94,7 +94,9 @@ where
     }
     let write = write_loop(writer, reply_rx, expect_rx, permits.clone());
     let read = read_loop(reader, conn, &to_node, reply_tx, expect_tx, permits, limits);
+    // `biased` keeps simulation runs reproducible (see the node loop); either end stops both.
     tokio::select! {
+        biased;
         _ = write => {}
         _ = read => {}
     }
@@ -227,7 +229,10 @@ async fn write_loop<W: AsyncWrite>(
     let mut arrived: BTreeMap<u64, Reply> = BTreeMap::new();
     let mut out = BytesMut::new();
     loop {
+        // `biased` for reproducible simulations; a request's expectation is queued before the
+        // request reaches the node, so it is always here before its reply.
         tokio::select! {
+            biased;
             e = expect.recv() => match e {
                 Some(e) => queue.push_back(e),
                 None => return,

@@ -3,7 +3,7 @@
 //! bytes through the `Storage` trait.
 
 use crate::config::LogConfig;
-use crate::core::log::recovery::{scan_segment, sealed_segment};
+use crate::core::log::recovery::{scan_segment, sealed_segment, ScannedSegment};
 use crate::core::log::{FileKind, LogFile, LogOp, PartitionLog, ReadPlan};
 use crate::storage::{FileId, Storage};
 use bytes::Bytes;
@@ -163,6 +163,32 @@ impl LogFiles {
             .await
     }
 
+    /// Reads and scans a segment's `.log` file. When the scan would cut a tail, the file is read
+    /// and scanned again (up to [`RESCANS`] times) and the longest valid prefix wins: a torn or
+    /// corrupt tail is cut at the same place on every read, while a transient read error (a
+    /// flipped bit on the way from the disk) is not, and cutting there would destroy durable,
+    /// acknowledged records for good.
+    async fn scan_log_file(
+        &mut self,
+        file: LogFile,
+        index_interval_bytes: u32,
+        now_ms: i64,
+    ) -> io::Result<(Bytes, ScannedSegment)> {
+        let mut data = self.read_whole(file).await?;
+        let mut scanned = scan_segment(file.base_offset, &data, index_interval_bytes, now_ms);
+        for _ in 0..RESCANS {
+            if scanned.truncated_bytes == 0 {
+                break;
+            }
+            let again = self.read_whole(file).await?;
+            let rescanned = scan_segment(file.base_offset, &again, index_interval_bytes, now_ms);
+            if rescanned.valid_len > scanned.valid_len {
+                (data, scanned) = (again, rescanned);
+            }
+        }
+        Ok((data, scanned))
+    }
+
     /// Opens the partition log in this directory, creating it if absent. Sealed segments are
     /// loaded from their indexes (scanned if those are damaged); the last segment is always
     /// scanned, its torn or corrupt tail cut, and its indexes rewritten.
@@ -218,8 +244,9 @@ impl LogFiles {
                     continue;
                 }
             }
-            let data = self.read_whole(log_file).await?;
-            let scanned = scan_segment(base, &data, config.index_interval_bytes, now_ms);
+            let (data, scanned) = self
+                .scan_log_file(log_file, config.index_interval_bytes, now_ms)
+                .await?;
             truncated += scanned.truncated_bytes;
             let ops = rewrite_segment_files(&scanned.segment, scanned.valid_len);
             self.execute(&ops).await?;
@@ -235,6 +262,9 @@ impl LogFiles {
         })
     }
 }
+
+/// Extra reads of a segment whose scan would cut a tail, before the cut is believed.
+const RESCANS: usize = 3;
 
 /// A recovered log, how much of a torn tail was cut, and the valid bytes of its last segment
 /// (to rebuild producer state from).

@@ -61,12 +61,13 @@ impl Node {
         }
     }
 
-    /// Runs until `shutdown` resolves, then lets in-flight storage work finish.
+    /// Runs until `shutdown` resolves, then lets in-flight storage work finish. Returns `Err`
+    /// at once when the broker hits a fatal error (the process must exit and be restarted).
     pub async fn run(
         mut self,
         mut inbound: mpsc::UnboundedReceiver<Inbound>,
         shutdown: impl Future<Output = ()>,
-    ) {
+    ) -> Result<(), String> {
         tokio::pin!(shutdown);
         let mut retention = tokio::time::interval(self.retention_interval);
         retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -80,22 +81,31 @@ impl Node {
                     None => std::future::pending().await,
                 }
             };
+            // `biased`: tokio's random branch order draws from a process-wide counter that the
+            // simulator cannot seed, so it would make runs irreproducible. The fixed order cannot
+            // starve anything: completions and timers are bounded by the work already issued;
+            // new requests come last.
             tokio::select! {
-                msg = inbound.recv() => match msg {
-                    Some(msg) => self.on_inbound(msg),
-                    None => break,
-                },
+                biased;
+                _ = &mut shutdown => break,
                 Some(done) = self.done_rx.recv() => {
                     self.broker.handle_storage_done(done.work, done.ok, self.clock.now());
                 }
                 _ = sleep => self.broker.handle_timeout(self.clock.now()),
                 _ = flush_tick.tick() => self.broker.handle_timeout(self.clock.now()),
                 _ = retention.tick() => self.broker.enforce_retention(self.clock.now()),
-                _ = &mut shutdown => break,
+                msg = inbound.recv() => match msg {
+                    Some(msg) => self.on_inbound(msg),
+                    None => break,
+                },
             }
             self.drain();
+            if let Some(why) = self.broker.fatal_error() {
+                return Err(why.to_owned());
+            }
         }
         self.finish().await;
+        Ok(())
     }
 
     fn on_inbound(&mut self, msg: Inbound) {

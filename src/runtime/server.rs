@@ -28,6 +28,8 @@ pub enum ServeError {
     Storage(#[from] io::Error),
     #[error("corrupt metadata log: {0}")]
     Metadata(String),
+    #[error("fatal: {0}")]
+    Fatal(String),
 }
 
 /// Runs a broker until `shutdown` resolves. `seed` feeds the broker's deterministic id source.
@@ -88,14 +90,22 @@ pub async fn serve(
         )));
     }
     drop(inbound_tx);
-    Node::new(broker, storage, clock)
+    let result = Node::new(broker, storage, clock)
         .run(inbound_rx, shutdown)
         .await;
     for task in accept_tasks {
         task.abort();
     }
-    tracing::info!("gregor stopped");
-    Ok(())
+    match result {
+        Ok(()) => {
+            tracing::info!("gregor stopped");
+            Ok(())
+        }
+        Err(why) => {
+            tracing::error!(%why, "gregor stopped on a fatal error");
+            Err(ServeError::Fatal(why))
+        }
+    }
 }
 
 async fn accept_loop(
@@ -152,10 +162,7 @@ async fn recover(
         .await?;
     let mut image = MetadataImage::default();
     for seg in metadata_log.segments() {
-        let data = meta_files.read_segment(seg.base_offset, seg.size).await?;
-        for record in
-            metadata::decode_batches(&data).map_err(|e| ServeError::Metadata(e.to_string()))?
-        {
+        for record in read_metadata_segment(&mut meta_files, seg).await? {
             image.apply(&record);
         }
     }
@@ -169,11 +176,12 @@ async fn recover(
             let tp = TopicPartition::new(name, partition);
             let mut files = LogFiles::new(storage.clone(), tp.dir());
             let opened = files.open_log(log_config.clone(), now.wall_ms).await?;
+            let producers = producer_state(&mut files, &opened).await;
             files.close_all().await;
             if opened.truncated_bytes > 0 {
                 tracing::warn!(partition = %tp.dir(), bytes = opened.truncated_bytes, "cut a torn or corrupt log tail");
             }
-            let producers = producers_from(&opened.tail);
+            let producers = producers?;
             let mut log = opened.log;
             if let Some(&start) = topic.log_starts.get(&partition) {
                 // DeleteRecords: the start offset lives in the metadata log.
@@ -198,11 +206,66 @@ async fn recover(
     ))
 }
 
-/// Idempotent producer state from the batches of the last segment.
-fn producers_from(tail: &Bytes) -> ProducerStates {
+/// Reads of a metadata log segment that does not decode before start-up gives up.
+const METADATA_READS: usize = 4;
+
+/// The records of one metadata log segment. Recovery already cut a corrupt tail, so a segment
+/// that fails to decode (bad CRC) was damaged on the way from the disk: read it again. Replaying a
+/// damaged record could name a topic that does not exist, and the real topic's logs would then be
+/// removed as orphans.
+async fn read_metadata_segment(
+    files: &mut LogFiles,
+    seg: &crate::core::log::Segment,
+) -> Result<Vec<metadata::MetadataRecord>, ServeError> {
+    let mut error = String::new();
+    for _ in 0..METADATA_READS {
+        let data = files.read_segment(seg.base_offset, seg.size).await?;
+        match metadata::decode_batches(&data) {
+            Ok(records) => return Ok(records),
+            Err(e) => error = e,
+        }
+    }
+    Err(ServeError::Metadata(error))
+}
+
+/// Reads of a sealed segment whose batches fail their checks, before what is valid is used.
+const PRODUCER_STATE_READS: usize = 4;
+
+/// Idempotent producer state, replayed from every segment oldest first: a producer's latest
+/// batches may sit in any segment, and forgetting them would refuse its next sequence
+/// (OUT_OF_ORDER_SEQUENCE_NUMBER) or accept a retry twice. Kafka keeps producer snapshots to avoid
+/// the full replay; this is the simple equivalent. The last segment's valid bytes were read by
+/// recovery; a sealed segment whose batches fail their CRC is read again (a transient read error).
+async fn producer_state(files: &mut LogFiles, opened: &Opened) -> io::Result<ProducerStates> {
     let mut producers = ProducerStates::default();
-    let batches = crate::protocol::records::batch::RecordBatches::new(tail.clone());
-    for header in batches.map_while(Result::ok).map(|b| *b.header()) {
+    if let Some((_, sealed)) = opened.log.segments().split_last() {
+        for seg in sealed {
+            let mut data = Bytes::new();
+            for _ in 0..PRODUCER_STATE_READS {
+                data = files.read_segment(seg.base_offset, seg.size).await?;
+                if all_batches_intact(&data) {
+                    break;
+                }
+            }
+            record_producers(&mut producers, &data);
+        }
+    }
+    record_producers(&mut producers, &opened.tail);
+    Ok(producers)
+}
+
+fn all_batches_intact(data: &Bytes) -> bool {
+    crate::protocol::records::batch::RecordBatches::new(data.clone())
+        .all(|b| b.is_ok_and(|b| b.verify_crc().is_ok()))
+}
+
+/// Adds the idempotent batches of `data` (whole batches, CRC-checked) to `producers`.
+fn record_producers(producers: &mut ProducerStates, data: &Bytes) {
+    let batches = crate::protocol::records::batch::RecordBatches::new(data.clone());
+    let intact = batches
+        .map_while(Result::ok)
+        .filter(|b| b.verify_crc().is_ok());
+    for header in intact.map(|b| *b.header()) {
         if header.producer_id >= 0 {
             let last = header.base_offset + i64::from(header.last_offset_delta);
             producers.record(
@@ -214,7 +277,6 @@ fn producers_from(tail: &Bytes) -> ProducerStates {
             );
         }
     }
-    producers
 }
 
 /// Removes partition directories of topics that no longer exist (a delete interrupted by a crash).

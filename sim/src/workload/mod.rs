@@ -1,9 +1,10 @@
 //! Workloads: each builds its nodes on the simulated world, drives clients that record a
 //! history, injects the faults of its spec, and returns a [`Verdict`] from the checkers.
 //!
-//! To add one (the broker, later): a module with `pub async fn run(spec, trace) -> Verdict`, a
+//! To add one: a module with `pub async fn run(spec, trace) -> Verdict`, a
 //! variant in [`crate::spec::Workload`], and an arm below.
 
+pub mod broker;
 pub mod log;
 
 use crate::runner::Verdict;
@@ -14,5 +15,6 @@ use crate::trace::Trace;
 pub async fn run(spec: Spec, trace: Trace) -> Verdict {
     match spec.workload {
         Workload::Log => log::run(spec, trace).await,
+        Workload::Broker => broker::run(spec, trace).await,
     }
 }

@@ -481,10 +481,14 @@ impl Broker {
 
     /// A metadata sync finished: apply and answer everything it covers.
     pub(super) fn metadata_done(&mut self, synced: i64, ok: bool, now: Now) {
-        assert!(
-            ok,
-            "the metadata log failed to sync; the broker must restart and recover"
-        );
+        if !ok {
+            // The metadata log's unsynced tail is unknown: only a restart can recover it (Kafka
+            // halts the process on a metadata log fault too). Nothing more is answered.
+            self.fatal.get_or_insert_with(|| {
+                "the metadata log failed to sync; the broker must restart and recover".to_owned()
+            });
+            return;
+        }
         self.metadata_log.on_synced(synced);
         let durable = self.metadata_log.synced_offset();
         let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.metadata_waits)

@@ -227,6 +227,8 @@ pub fn decode_batches(data: &Bytes) -> Result<Vec<MetadataRecord>, String> {
     let mut out = Vec::new();
     for batch in RecordBatches::new(data.clone()) {
         let batch = batch.map_err(|e| e.to_string())?;
+        // Recovery cut any corrupt tail, so a bad CRC here is a damaged read: never replay it.
+        batch.verify_crc().map_err(|e| e.to_string())?;
         for record in batch.records(usize::MAX).map_err(|e| e.to_string())? {
             let value = record.map_err(|e| e.to_string())?.value.unwrap_or_default();
             out.push(MetadataRecord::decode(value).map_err(|e| e.to_string())?);
@@ -275,6 +277,23 @@ mod tests {
         assert_eq!(image.topics["t"].log_starts[&2], 17);
         image.apply(&MetadataRecord::RemoveTopic { name: "t".into() });
         assert!(image.topics.is_empty());
+    }
+
+    #[test]
+    fn a_damaged_batch_is_never_replayed() {
+        let record = MetadataRecord::Topic {
+            name: "events".into(),
+            id: Uuid([7; 16]),
+            partitions: 3,
+        };
+        let batch = encode_batch(std::slice::from_ref(&record), 0);
+        let data = Bytes::from(batch.to_vec());
+        assert_eq!(decode_batches(&data).unwrap(), vec![record]);
+        // One flipped bit in the topic name, as a faulty read returns it.
+        let at = batch.windows(6).position(|w| w == b"events").unwrap() + 3;
+        let mut damaged = batch.to_vec();
+        damaged[at] ^= 0x10;
+        assert!(decode_batches(&Bytes::from(damaged)).is_err());
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //!   `NoResponse` for `acks=0`) is emitted per request, in any order: the driver restores the
 //!   per-connection order.
 //! - A failed storage operation takes that partition offline (KAFKA_STORAGE_ERROR) until the log
-//!   is recovered by a restart: the unsynced tail is unknown, so it is never retried.
+//!   is recovered by a restart: the unsynced tail is unknown, so it is never retried. A failed
+//!   metadata log operation is fatal ([`Broker::fatal_error`]): the driver must stop the broker,
+//!   and a restart recovers it.
 
 pub mod admin;
 pub mod alter;
@@ -192,6 +194,8 @@ pub struct Broker {
     /// Next producer id to hand out, and the end of the block persisted in the metadata log.
     next_producer_id: i64,
     producer_block_end: i64,
+    /// Set when the broker cannot go on (its metadata log failed): the driver must stop it.
+    fatal: Option<String>,
 }
 
 impl Broker {
@@ -221,7 +225,13 @@ impl Broker {
             next_producer_id: image.next_producer_id,
             producer_block_end: image.next_producer_id,
             image,
+            fatal: None,
         }
+    }
+
+    /// Why the broker must stop, once something it cannot recover from in place happened.
+    pub fn fatal_error(&self) -> Option<&str> {
+        self.fatal.as_deref()
     }
 
     pub fn config(&self) -> &BrokerConfig {

@@ -405,3 +405,79 @@ fn incremental_alter_configs_sets_and_deletes_overrides() {
         LogConfig::default().retention_ms
     );
 }
+
+/// A failed metadata log sync stops the broker (found by the simulator).
+mod metadata_faults {
+    use super::*;
+    use crate::protocol::generated::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+
+    fn broker() -> Broker {
+        let (metadata_log, _) = PartitionLog::create(LogConfig::default(), 0);
+        Broker::new(
+            BrokerConfig::default(),
+            "cluster".into(),
+            MetadataImage::default(),
+            metadata_log,
+            BTreeMap::new(),
+            1,
+        )
+    }
+
+    fn create_topic(broker: &mut Broker) -> WorkId {
+        let ctx = RequestContext {
+            reply: ReplyTo { conn: 1, seq: 1 },
+            api_key: 19,
+            api_version: 5,
+        };
+        let request = CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: "t".into(),
+                num_partitions: 1,
+                replication_factor: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        broker.handle_request(ctx, RequestBody::CreateTopics(request), Now::default());
+        let mut work = None;
+        while let Some(out) = broker.poll_output() {
+            match out {
+                Output::Storage {
+                    work: id,
+                    target: LogTarget::Metadata,
+                    ..
+                } => work = Some(id),
+                other => panic!("unexpected output before the metadata is durable: {other:?}"),
+            }
+        }
+        work.expect("a metadata log write")
+    }
+
+    #[test]
+    fn a_metadata_log_failure_stops_the_broker_without_answering() {
+        let mut broker = broker();
+        let work = create_topic(&mut broker);
+        assert!(broker.fatal_error().is_none());
+        broker.handle_storage_done(work, false, Now::default());
+        assert!(broker.fatal_error().is_some());
+        assert!(broker.poll_output().is_none(), "nothing is acknowledged");
+        assert!(broker.image().topics.is_empty());
+    }
+
+    #[test]
+    fn a_durable_metadata_write_answers_and_creates_the_topic() {
+        let mut broker = broker();
+        let work = create_topic(&mut broker);
+        broker.handle_storage_done(work, true, Now::default());
+        assert!(broker.fatal_error().is_none());
+        assert!(broker.image().topics.contains_key("t"));
+        let outputs: Vec<Output> = std::iter::from_fn(|| broker.poll_output()).collect();
+        assert!(outputs.iter().any(|o| matches!(
+            o,
+            Output::Respond {
+                body: ResponseBody::CreateTopics(_),
+                ..
+            }
+        )));
+    }
+}

@@ -188,6 +188,13 @@ fn recovery_cuts_a_torn_tail_and_rebuilds_the_index() {
     flipped[data.len() / 2] ^= 0x10;
     let scanned = scan_segment(0, &Bytes::from(flipped), 200, 0);
     assert!(scanned.segment.next_offset < 40 && scanned.valid_len < data.len() as u64);
+    // A damaged base offset passes the CRC (it is not covered) but breaks the offset chain.
+    let mut shifted = data.clone();
+    let second = BatchHeader::parse(&data).unwrap().size_in_bytes().unwrap();
+    shifted[second + 7] ^= 0x08;
+    let scanned_shifted = scan_segment(0, &Bytes::from(shifted), 200, 0);
+    assert_eq!(scanned_shifted.valid_len, second as u64);
+    assert_eq!(scanned_shifted.segment.next_offset, 4);
     let again = PartitionLog::from_segments(config(), vec![scanned.segment.clone()], 0, 0);
     assert_eq!(
         again.log_end_offset(),

@@ -1,0 +1,189 @@
+//! A minimal Kafka wire client for the simulator, until gregor's own client exists: one request
+//! at a time per connection, each with a deadline; any error or timeout drops the connection
+//! (a late response can then never be taken for the answer to a later request).
+//!
+//! Requests are encoded with gregor's codec at the version the caller picks. madsim's
+//! `TcpStream` sends nothing until flushed, and delivers each flushed write as its own read.
+
+use bytes::{Bytes, BytesMut};
+use gregor::protocol::frame::{encode_frame, FrameDecoder};
+use gregor::protocol::generated::{RequestBody, ResponseBody};
+use gregor::protocol::header::{decode_response, encode_request, peek_correlation_id};
+use madsim::net::TcpStream;
+use madsim::time::timeout;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Largest response frame accepted.
+const MAX_RESPONSE_BYTES: usize = 64 << 20;
+
+/// Why a call failed. Every kind drops the connection.
+#[derive(Debug)]
+pub enum CallError {
+    /// Connecting, writing or reading failed (refused, reset, closed).
+    Io(io::Error),
+    /// No answer before the deadline: the request may or may not have taken effect.
+    Timeout,
+    /// The answer could not be decoded, or answered another request.
+    Protocol(String),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Io(err) => write!(f, "i/o error: {err}"),
+            CallError::Timeout => f.write_str("timed out"),
+            CallError::Protocol(why) => write!(f, "protocol error: {why}"),
+        }
+    }
+}
+
+impl From<io::Error> for CallError {
+    fn from(err: io::Error) -> Self {
+        CallError::Io(err)
+    }
+}
+
+/// One open connection.
+struct Connection {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Connection {
+    async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.stream.write_all(frame).await?;
+        self.stream.flush().await
+    }
+
+    /// Reads until one whole response frame is buffered.
+    async fn read_frame(&mut self) -> Result<Bytes, CallError> {
+        let decoder = FrameDecoder::new(MAX_RESPONSE_BYTES);
+        loop {
+            match decoder.decode(&mut self.buf) {
+                Ok(Some(frame)) => return Ok(frame),
+                Ok(None) => {}
+                Err(err) => return Err(CallError::Protocol(err.to_string())),
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(CallError::Io(io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+    }
+}
+
+/// A client of one broker address that reconnects on demand.
+pub struct KafkaClient {
+    addr: SocketAddr,
+    client_id: String,
+    conn: Option<Connection>,
+    next_correlation_id: i32,
+    connect_timeout: Duration,
+}
+
+impl KafkaClient {
+    pub fn new(addr: SocketAddr, client_id: &str) -> KafkaClient {
+        KafkaClient {
+            addr,
+            client_id: client_id.to_owned(),
+            conn: None,
+            next_correlation_id: 0,
+            connect_timeout: Duration::from_millis(500),
+        }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Drops the connection; the next call opens a new one.
+    pub fn disconnect(&mut self) {
+        self.conn = None;
+    }
+
+    async fn connection(&mut self) -> Result<&mut Connection, CallError> {
+        if self.conn.is_none() {
+            let stream = match timeout(self.connect_timeout, TcpStream::connect(self.addr)).await {
+                Ok(stream) => stream?,
+                Err(_) => return Err(CallError::Timeout),
+            };
+            self.conn = Some(Connection {
+                stream,
+                buf: BytesMut::with_capacity(4096),
+            });
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| CallError::Protocol("no connection".to_owned()))
+    }
+
+    fn encode(&mut self, version: i16, body: &RequestBody) -> Result<(i32, BytesMut), CallError> {
+        let correlation_id = self.next_correlation_id;
+        self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
+        let payload = encode_request(correlation_id, Some(&self.client_id), version, body)
+            .map_err(|err| CallError::Protocol(format!("cannot encode: {err}")))?;
+        let mut frame = BytesMut::with_capacity(payload.len() + 4);
+        encode_frame(&payload, &mut frame).map_err(|err| CallError::Protocol(err.to_string()))?;
+        Ok((correlation_id, frame))
+    }
+
+    /// Sends `body` at `version` and waits at most `within` for its response.
+    pub async fn call(
+        &mut self,
+        version: i16,
+        body: RequestBody,
+        within: Duration,
+    ) -> Result<ResponseBody, CallError> {
+        let result = timeout(within, self.call_inner(version, body)).await;
+        let result = result.unwrap_or(Err(CallError::Timeout));
+        if result.is_err() {
+            self.disconnect();
+        }
+        result
+    }
+
+    async fn call_inner(
+        &mut self,
+        version: i16,
+        body: RequestBody,
+    ) -> Result<ResponseBody, CallError> {
+        let api_key = body.api_key();
+        let (correlation_id, frame) = self.encode(version, &body)?;
+        let conn = self.connection().await?;
+        conn.send(&frame).await?;
+        let response = conn.read_frame().await?;
+        let got = peek_correlation_id(&response).map_err(|e| CallError::Protocol(e.to_string()))?;
+        if got != correlation_id {
+            return Err(CallError::Protocol(format!(
+                "response to correlation id {got}, expected {correlation_id}"
+            )));
+        }
+        let (_, body) = decode_response(api_key, version, response)
+            .map_err(|err| CallError::Protocol(format!("cannot decode: {err}")))?;
+        Ok(body)
+    }
+
+    /// Sends a request that gets no response (produce with acks=0).
+    pub async fn send_only(
+        &mut self,
+        version: i16,
+        body: RequestBody,
+        within: Duration,
+    ) -> Result<(), CallError> {
+        let (_, frame) = self.encode(version, &body)?;
+        let send = async {
+            let conn = self.connection().await?;
+            conn.send(&frame).await.map_err(CallError::Io)
+        };
+        let result = timeout(within, send)
+            .await
+            .unwrap_or(Err(CallError::Timeout));
+        if result.is_err() {
+            self.disconnect();
+        }
+        result
+    }
+}

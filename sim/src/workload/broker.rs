@@ -1,0 +1,627 @@
+//! The `broker` workload: the real gregor broker (`gregor::runtime::serve`, the code `gregor
+//! serve` runs) on a simulated node with a [`SimStorage`], under crashes, disk faults and network
+//! faults, driven over the Kafka protocol by clients on their own nodes.
+//!
+//! - The *broker* node runs `serve`; its disk survives kill and restart through the `SimDisk`
+//!   plugin. If `serve` ends (recovery failed on a disk fault), it asks the supervisor for a
+//!   restart, as a process manager would give.
+//! - *Clients* ([`clients`]): one creates the topic, then consumes every partition; producers
+//!   with acks -1 (two), 1 and 0; an idempotent producer that resends an unanswered batch
+//!   unchanged. A client that sees KAFKA_STORAGE_ERROR (a log went offline after a disk
+//!   fault) asks for a restart, as an operator would.
+//! - The *supervisor* (this module) kills and restarts the broker at times drawn from the seed,
+//!   clogs the network, then turns faults off (liveness phase) and waits for every client to
+//!   show progress. At the end it crashes and restarts the broker once more, checks that a
+//!   produce and fetch round trip works, and reads every partition from offset 0 to the high
+//!   watermark for the checkers ([`crate::checker::broker`]).
+
+mod clients;
+
+use crate::checker::broker::{self as check, BrokerEvent, FinalLog, FinalPartition};
+use crate::disk::{SimDisk, SimStorage};
+use crate::faults::{self, Clog, Kill};
+use crate::kafka_client::KafkaClient;
+use crate::kafka_records::{build_batch, decode_fetched, Reading, Writer};
+use crate::runner::Verdict;
+use crate::spec::Spec;
+use crate::trace::{capture_logs, sim_now, Trace};
+use clients::{Ctx, Phase, ProduceOutcome, Shared};
+use gregor::config::{BrokerConfig, Listener, LogConfig};
+use gregor::protocol::error::ErrorCode;
+use gregor::protocol::records::Compression;
+use gregor::storage::Storage;
+use madsim::net::NetSim;
+use madsim::rand::{thread_rng, Rng};
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
+use madsim::time::sleep;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// The topic every client uses, and its partitions.
+pub const TOPIC: &str = "events";
+pub const PARTITIONS: i32 = 3;
+
+const BROKER_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+const BROKER_PORT: u16 = 9092;
+/// Faults happen during this first part of the run.
+const SAFETY_WINDOW: Duration = Duration::from_millis(2000);
+/// After the safety window, every client must finish within this time.
+const LIVENESS_BUDGET: Duration = Duration::from_secs(20);
+/// The final round trip (after the last restart) must succeed within this time.
+const PROBE_BUDGET: Duration = Duration::from_secs(10);
+/// Most scheduled kills per run (at least one when crashes are on).
+const KILLS_MAX: u32 = 4;
+/// Most network clogs per run.
+const CLOGS_MAX: u32 = 4;
+/// Highest packet loss rate drawn (madsim's TCP resends lost packets after a backoff).
+const PACKET_LOSS_MAX: f64 = 0.05;
+/// Factors applied to the disk's fault rates, one drawn per seed.
+const DISK_FAULT_SCALES: [f64; 3] = [0.1, 0.3, 1.0];
+/// Restart requests this soon after a restart are taken to be about the old incarnation.
+const RESTART_DEBOUNCE: Duration = Duration::from_millis(200);
+/// How often the supervisor looks at its schedule.
+const TICK: Duration = Duration::from_millis(5);
+
+/// Clients: (name, role).
+const CLIENTS: &[(&str, Role)] = &[
+    ("consumer", Role::Consumer),
+    ("acks-all-1", Role::Producer(-1)),
+    ("acks-all-2", Role::Producer(-1)),
+    ("acks-one", Role::Producer(1)),
+    ("acks-zero", Role::Producer(0)),
+    ("idempotent", Role::Idempotent),
+];
+
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    /// Creates the topic, then consumes.
+    Consumer,
+    Producer(i16),
+    Idempotent,
+}
+
+/// The broker's settings: small segments so logs roll often, a sparse index entry every few
+/// batches, no retention (the checkers want every record back).
+fn broker_config() -> BrokerConfig {
+    let listener = Listener {
+        name: "PLAINTEXT".to_owned(),
+        host: BROKER_IP.to_string(),
+        port: BROKER_PORT,
+    };
+    BrokerConfig {
+        node_id: 1,
+        listeners: vec![listener.clone()],
+        advertised_listeners: vec![listener],
+        log_dir: "data".to_owned(),
+        auto_create_topics_enable: false,
+        log: LogConfig {
+            segment_bytes: 2048,
+            index_interval_bytes: 256,
+            retention_ms: -1,
+            ..LogConfig::default()
+        },
+        ..BrokerConfig::default()
+    }
+}
+
+#[derive(Clone)]
+struct BrokerNode {
+    config: BrokerConfig,
+    seed: u64,
+    trace: Trace,
+    restarts: mpsc::UnboundedSender<RestartRequest>,
+    incarnation: Arc<AtomicU64>,
+}
+
+/// Why the broker should be restarted.
+#[derive(Debug)]
+pub enum RestartRequest {
+    /// The broker process ended (`serve` returned): restart it.
+    Exited(String),
+    /// A client saw a log offline (KAFKA_STORAGE_ERROR): restart unless that is about an
+    /// incarnation that is already gone.
+    StorageError(String),
+}
+
+/// One incarnation of the broker process.
+async fn broker_main(node: BrokerNode) {
+    let incarnation = node.incarnation.fetch_add(1, Ordering::Relaxed) + 1;
+    node.trace
+        .event("broker", format_args!("incarnation {incarnation} starting"));
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::current());
+    let trace = node.trace.clone();
+    let on_ready = move |addrs: Vec<SocketAddr>| {
+        trace.event(
+            "broker",
+            format_args!("incarnation {incarnation} ready on {addrs:?}"),
+        );
+    };
+    let result = gregor::runtime::serve(
+        node.config,
+        storage,
+        node.seed,
+        on_ready,
+        std::future::pending(),
+    )
+    .await;
+    let reason = match result {
+        Ok(()) => "serve returned".to_owned(),
+        Err(err) => format!("serve failed: {err}"),
+    };
+    node.trace.event("broker", format_args!("{reason}"));
+    let _ = node.restarts.send(RestartRequest::Exited(reason));
+    std::future::pending::<()>().await;
+}
+
+/// What the supervisor cuts off during a clog.
+#[derive(Debug, Clone, Copy)]
+enum ClogTarget {
+    /// Everything to and from the broker.
+    Broker(NodeId),
+    /// Both directions between a client and the broker.
+    Link(NodeId, NodeId),
+}
+
+fn set_clog(net: &NetSim, target: ClogTarget, on: bool) {
+    match (target, on) {
+        (ClogTarget::Broker(node), true) => net.clog_node(node),
+        (ClogTarget::Broker(node), false) => net.unclog_node(node),
+        (ClogTarget::Link(a, b), true) => {
+            net.clog_link(a, b);
+            net.clog_link(b, a);
+        }
+        (ClogTarget::Link(a, b), false) => {
+            net.unclog_link(a, b);
+            net.unclog_link(b, a);
+        }
+    }
+}
+
+/// The supervisor's bookkeeping of kills and restarts.
+struct Supervisor {
+    handle: Handle,
+    broker: NodeId,
+    trace: Trace,
+    /// When the broker, now down, comes back.
+    restart_at: Option<Duration>,
+    last_restart: Duration,
+    kills: u32,
+    requested: u32,
+}
+
+impl Supervisor {
+    /// Kills the broker now; it comes back after `down_for` (always kill before restart: restart
+    /// alone neither crashes the disk nor frees the port).
+    fn kill(&mut self, down_for: Duration, why: &str) {
+        self.trace.event(
+            "supervisor",
+            format_args!("kill broker ({why}), down for {} ms", down_for.as_millis()),
+        );
+        self.handle.kill(self.broker);
+        self.restart_at = Some(sim_now() + down_for);
+    }
+
+    fn restart_if_due(&mut self, now: Duration) {
+        if self.restart_at.is_some_and(|at| at <= now) {
+            self.trace.event("supervisor", "restart broker");
+            self.handle.restart(self.broker);
+            self.restart_at = None;
+            self.last_restart = now;
+        }
+    }
+}
+
+pub async fn run(spec: Spec, trace: Trace) -> Verdict {
+    let _logs = capture_logs(&trace, "broker");
+    let handle = Handle::current();
+    let disk = madsim::plugin::simulator::<SimDisk>();
+    let net = NetSim::current();
+    let mut rng = thread_rng();
+    let mut disk_options = faults::disk_options(spec.faults);
+    if spec.faults.disk {
+        // Swarm testing: each seed draws how often the disk fails, so some runs see a fault every
+        // few requests and others long stretches of normal work between faults.
+        let scale = DISK_FAULT_SCALES[rng.gen_range(0..DISK_FAULT_SCALES.len())];
+        trace.event("supervisor", format_args!("disk fault rates x{scale}"));
+        disk_options.fsync_error_probability *= scale;
+        disk_options.enospc_probability *= scale;
+        disk_options.read_bitflip_probability *= scale;
+    }
+    disk.set_options(disk_options);
+    let (restarts_tx, mut restarts_rx) = mpsc::unbounded_channel();
+
+    let broker_node = BrokerNode {
+        config: broker_config(),
+        seed: spec.seed,
+        trace: trace.clone(),
+        restarts: restarts_tx.clone(),
+        incarnation: Arc::new(AtomicU64::new(0)),
+    };
+    let broker = handle
+        .create_node()
+        .name("broker")
+        .ip(IpAddr::V4(BROKER_IP))
+        .init(move || broker_main(broker_node.clone()))
+        .build()
+        .id();
+    let broker_addr = SocketAddr::new(IpAddr::V4(BROKER_IP), BROKER_PORT);
+
+    let producers = CLIENTS
+        .iter()
+        .filter(|(_, role)| !matches!(role, Role::Consumer))
+        .count();
+    let shared = Arc::new(Mutex::new(Shared::new(producers)));
+    let ctx = Ctx {
+        broker: broker_addr,
+        trace: trace.clone(),
+        shared: shared.clone(),
+        restarts: restarts_tx,
+    };
+    let mut clog_targets = vec![ClogTarget::Broker(broker)];
+    for (i, &(name, role)) in CLIENTS.iter().enumerate() {
+        let ip = Ipv4Addr::new(10, 0, 0, 10 + u8::try_from(i).unwrap_or(0));
+        let node = handle.create_node().name(name).ip(IpAddr::V4(ip)).build();
+        clog_targets.push(ClogTarget::Link(node.id(), broker));
+        let (ctx, who) = (ctx.clone(), name.to_owned());
+        match role {
+            Role::Consumer => node.spawn(async move {
+                clients::create_topic(&ctx, &who).await;
+                clients::consumer(ctx, who).await;
+            }),
+            Role::Producer(acks) => node.spawn(clients::producer(ctx, who, acks)),
+            Role::Idempotent => node.spawn(clients::idempotent_producer(ctx, who)),
+        };
+    }
+
+    // The fault schedule.
+    let mut kills: VecDeque<Kill> = if spec.faults.crash {
+        faults::draw_kills(&mut rng, SAFETY_WINDOW, KILLS_MAX).into()
+    } else {
+        VecDeque::new()
+    };
+    let mut clogs: VecDeque<Clog> = if spec.faults.net {
+        faults::draw_clogs(&mut rng, SAFETY_WINDOW, CLOGS_MAX, clog_targets.len()).into()
+    } else {
+        VecDeque::new()
+    };
+    if spec.faults.net {
+        let loss = rng.gen_range(0.0..PACKET_LOSS_MAX);
+        trace.event("supervisor", format_args!("packet loss {loss:.3}"));
+        net.update_config(|config| config.packet_loss_rate = loss);
+    }
+    let mut unclogs: Vec<(Duration, usize)> = Vec::new();
+
+    let mut supervisor = Supervisor {
+        handle: handle.clone(),
+        broker,
+        trace: trace.clone(),
+        restart_at: None,
+        last_restart: Duration::ZERO,
+        kills: 0,
+        requested: 0,
+    };
+    let mut violations = Vec::new();
+    let mut phase = Phase::Safety;
+    loop {
+        let now = sim_now();
+        if phase == Phase::Safety && now >= SAFETY_WINDOW {
+            phase = Phase::Liveness;
+            disk.liveness_mode();
+            for target in &clog_targets {
+                set_clog(&net, *target, false);
+            }
+            unclogs.clear();
+            clogs.clear();
+            kills.clear();
+            net.update_config(|config| config.packet_loss_rate = 0.0);
+            shared
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .phase = Phase::Liveness;
+            trace.event("supervisor", "liveness mode: faults off");
+        }
+        while clogs.front().is_some_and(|clog| clog.at <= now) {
+            if let Some(clog) = clogs.pop_front() {
+                if let Some(&target) = clog_targets.get(clog.target) {
+                    trace.event(
+                        "supervisor",
+                        format_args!("clog {target:?} for {} ms", clog.lasts.as_millis()),
+                    );
+                    set_clog(&net, target, true);
+                    unclogs.push((now + clog.lasts, clog.target));
+                }
+            }
+        }
+        unclogs.retain(|&(at, index)| {
+            let due = at <= now;
+            if let (true, Some(&target)) = (due, clog_targets.get(index)) {
+                trace.event("supervisor", format_args!("unclog {target:?}"));
+                set_clog(&net, target, false);
+            }
+            !due
+        });
+        supervisor.restart_if_due(now);
+        if supervisor.restart_at.is_none() && kills.front().is_some_and(|kill| kill.at <= now) {
+            if let Some(kill) = kills.pop_front() {
+                supervisor.kills += 1;
+                supervisor.kill(kill.down_for, "scheduled");
+            }
+        }
+        while let Ok(request) = restarts_rx.try_recv() {
+            let settled = now.saturating_sub(supervisor.last_restart) >= RESTART_DEBOUNCE;
+            let (reason, wanted) = match request {
+                RestartRequest::Exited(reason) => (reason, true),
+                RestartRequest::StorageError(reason) => (reason, settled),
+            };
+            if supervisor.restart_at.is_none() && wanted {
+                supervisor.requested += 1;
+                let down_for = Duration::from_millis(rng.gen_range(1..=50));
+                supervisor.kill(down_for, &format!("requested: {reason}"));
+            }
+        }
+        let finished = shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .finished
+            .len();
+        if phase == Phase::Liveness && finished == CLIENTS.len() {
+            break;
+        }
+        if now >= SAFETY_WINDOW + LIVENESS_BUDGET {
+            let shared = shared
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let missing: Vec<&str> = CLIENTS
+                .iter()
+                .map(|(name, _)| *name)
+                .filter(|name| !shared.finished.contains(*name))
+                .collect();
+            violations.push(format!(
+                "liveness: {missing:?} made no progress within {} s after faults stopped",
+                LIVENESS_BUDGET.as_secs()
+            ));
+            break;
+        }
+        sleep(TICK).await;
+    }
+    shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .phase = Phase::Stop;
+
+    // The last crash: what the disk keeps now is what the checkers judge.
+    supervisor.restart_at = None;
+    trace.event("supervisor", "final crash and restart");
+    handle.kill(broker);
+    handle.restart(broker);
+    let checker = handle
+        .create_node()
+        .name("checker")
+        .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 99)))
+        .build();
+    let final_ctx = ctx.clone();
+    let final_state = checker
+        .spawn(async move { final_read(&final_ctx).await })
+        .await;
+    let (log, final_violations) = match final_state {
+        Ok(result) => result,
+        Err(_) => (
+            FinalLog::new(),
+            vec!["the final read task failed".to_owned()],
+        ),
+    };
+    violations.extend(final_violations);
+
+    let (events, client_violations) = {
+        let shared = shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let events: Vec<BrokerEvent> = shared.history.events().cloned().collect();
+        (events, shared.violations.clone())
+    };
+    violations.extend(client_violations);
+    violations.extend(check::check(&events, &log));
+
+    let summary = summarize(&events, &log, &supervisor, &disk);
+    trace.event("checker", &summary);
+    Verdict {
+        violations,
+        summary,
+    }
+}
+
+fn summarize(
+    events: &[BrokerEvent],
+    log: &FinalLog,
+    supervisor: &Supervisor,
+    disk: &SimDisk,
+) -> String {
+    let (mut acked_all, mut acked_one, mut consumed) = (0usize, 0usize, 0usize);
+    for event in events {
+        match event {
+            BrokerEvent::Acked {
+                acks: -1, values, ..
+            } => acked_all += values.len(),
+            BrokerEvent::Acked { values, .. } => acked_one += values.len(),
+            BrokerEvent::Consumed { .. } => consumed += 1,
+            _ => {}
+        }
+    }
+    let kept: usize = log.values().map(|p| p.records.len()).sum();
+    let stats = disk.stats();
+    format!(
+        "acked {acked_all} (acks=-1) + {acked_one} (acks=1), consumed {consumed}, final log {kept}, \
+         kills {} scheduled + {} requested, disk: {} torn, {} dropped, {} fsync errors, \
+         {} bit flips, {} ENOSPC",
+        supervisor.kills,
+        supervisor.requested,
+        stats.writes_torn,
+        stats.writes_dropped,
+        stats.fsync_errors,
+        stats.bit_flips,
+        stats.enospc
+    )
+}
+
+/// After the last restart: a produce and fetch round trip must work within [`PROBE_BUDGET`];
+/// then every partition is read from offset 0 to its high watermark.
+async fn final_read(ctx: &Ctx) -> (FinalLog, Vec<String>) {
+    let who = "checker";
+    let mut violations = Vec::new();
+    let mut client = KafkaClient::new(ctx.broker, who);
+    if let Err(why) = probe(ctx, &mut client).await {
+        violations.push(format!("liveness: {why}"));
+        return (FinalLog::new(), violations);
+    }
+    let mut log = FinalLog::new();
+    for partition in 0..PARTITIONS {
+        match read_partition(ctx, &mut client, partition).await {
+            Ok(p) => {
+                ctx.trace.event(
+                    who,
+                    format_args!(
+                        "p{partition}: {} records, high watermark {}",
+                        p.records.len(),
+                        p.high_watermark
+                    ),
+                );
+                log.insert(partition, p);
+            }
+            Err(why) => violations.push(format!("final read of p{partition}: {why}")),
+        }
+    }
+    (log, violations)
+}
+
+/// Produces one record with acks=-1 and reads it back.
+async fn probe(ctx: &Ctx, client: &mut KafkaClient) -> Result<(), String> {
+    let who = "checker";
+    let deadline = sim_now() + PROBE_BUDGET;
+    let values = vec!["checker:probe".to_owned()];
+    ctx.lock().history.record(BrokerEvent::Sent {
+        client: who.to_owned(),
+        partition: 0,
+        values: values.clone(),
+    });
+    let batch = build_batch(&values, Writer::Plain, Compression::None, 0)
+        .map_err(|err| format!("cannot build the probe: {err}"))?;
+    let offset = loop {
+        if sim_now() >= deadline {
+            return Err(format!(
+                "no produce succeeded within {} s of the final restart",
+                PROBE_BUDGET.as_secs()
+            ));
+        }
+        match clients::produce(client, -1, 0, batch.clone()).await {
+            ProduceOutcome::Answered {
+                error_code: 0,
+                base_offset,
+            } => break base_offset,
+            ProduceOutcome::Answered { error_code, .. } => {
+                let name = ErrorCode::from_code(error_code).map_or("?", ErrorCode::name);
+                ctx.trace.event(who, format_args!("probe: {name}"));
+            }
+            ProduceOutcome::Failed(err) => ctx.trace.event(who, format_args!("probe: {err}")),
+        }
+        sleep(Duration::from_millis(20)).await;
+    };
+    ctx.trace
+        .event(who, format_args!("probe acked at p0@{offset}"));
+    ctx.lock().history.record(BrokerEvent::Acked {
+        client: who.to_owned(),
+        acks: -1,
+        partition: 0,
+        base_offset: offset,
+        values: values.clone(),
+    });
+    let offsets = BTreeMap::from([(0, offset)]);
+    loop {
+        if sim_now() >= deadline {
+            return Err(format!(
+                "the probe record was not readable within {} s of the final restart",
+                PROBE_BUDGET.as_secs()
+            ));
+        }
+        if let Ok(response) = clients::fetch(client, &offsets, 100).await {
+            let records = response
+                .responses
+                .first()
+                .and_then(|t| t.partitions.first())
+                .and_then(|p| p.records.clone())
+                .unwrap_or_default();
+            if let Ok(read) = decode_fetched(records, offset, Reading::Strict) {
+                if read.first().is_some_and(|(_, value)| value == &values[0]) {
+                    ctx.trace.event(who, "probe read back");
+                    return Ok(());
+                }
+            }
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads a partition from offset 0 to its high watermark, offsets as stored.
+async fn read_partition(
+    ctx: &Ctx,
+    client: &mut KafkaClient,
+    partition: i32,
+) -> Result<FinalPartition, String> {
+    let mut out = FinalPartition::default();
+    let mut next = 0i64;
+    let mut empty_reads = 0u32;
+    loop {
+        let offsets = BTreeMap::from([(partition, next)]);
+        let response = match clients::fetch(client, &offsets, 0).await {
+            Ok(response) => response,
+            Err(err) => {
+                empty_reads += 1;
+                if empty_reads > 20 {
+                    return Err(format!("fetch keeps failing: {err}"));
+                }
+                sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let Some(data) = response
+            .responses
+            .first()
+            .and_then(|t| t.partitions.first())
+        else {
+            return Err("empty fetch response".to_owned());
+        };
+        if data.error_code != 0 {
+            let name = ErrorCode::from_code(data.error_code).map_or("?", ErrorCode::name);
+            return Err(format!("fetch at offset {next}: {name}"));
+        }
+        out.high_watermark = data.high_watermark;
+        if next >= data.high_watermark {
+            return Ok(out);
+        }
+        let records = data.records.clone().unwrap_or_default();
+        let read = decode_fetched(records, next, Reading::AsStored)
+            .map_err(|why| format!("damaged data at offset {next} with faults off: {why}"))?;
+        match read.last() {
+            Some(&(last, _)) if last >= next => {
+                next = last + 1;
+                empty_reads = 0;
+                out.records.extend(read);
+            }
+            _ => {
+                empty_reads += 1;
+                if empty_reads > 20 {
+                    return Err(format!(
+                        "no records at offset {next} below the high watermark {}",
+                        data.high_watermark
+                    ));
+                }
+                ctx.trace
+                    .event("checker", format_args!("p{partition}@{next}: nothing read"));
+            }
+        }
+    }
+}
