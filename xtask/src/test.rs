@@ -21,10 +21,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
             return Err(format!("simulator unit tests failed ({status})"));
         }
         step("cargo", &["sim", "regressions"])?;
-        step(
-            "cargo",
-            &["sim", "sweep", "--seeds", SWEEP_SEEDS, "--jobs", "2"],
-        )?;
+        for (workload, seeds) in SWEEPS {
+            let args = [
+                "sim",
+                "sweep",
+                "--workload",
+                workload,
+                "--seeds",
+                seeds,
+                "--jobs",
+                "2",
+            ];
+            step("cargo", &args)?;
+        }
     }
     Ok(())
 }
