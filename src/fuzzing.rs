@@ -729,6 +729,7 @@ mod tests {
     /// Run by hand: `cargo test -p gregor --lib fuzzing::tests::write_codec_seeds -- --ignored`.
     #[test]
     #[ignore]
+    #[allow(clippy::disallowed_methods)] // writes the seed corpus to the real disk
     fn write_codec_seeds() {
         use crate::protocol::arbitrary::{Arbitrary, Entropy, MessageVisitor};
         use crate::protocol::generated::{visit_all_messages, RequestHeader, ResponseHeader};

@@ -1,4 +1,6 @@
 //! The `gregor` command: `gregor serve` runs a broker.
+// A binary: it reads the config file and creates the data directory before Storage exists.
+#![allow(clippy::disallowed_methods)]
 
 use clap::{Parser, Subcommand};
 use gregor::config::BrokerConfig;

@@ -44,6 +44,7 @@ pub async fn serve(
     let limits = Limits {
         max_frame: config.socket_request_max_bytes,
         max_in_flight: config.queued_max_requests,
+        max_in_flight_bytes: config.queued_max_request_bytes,
         idle_timeout: Duration::from_millis(config.connections_max_idle_ms),
     };
     let mut bound = Vec::new();
@@ -173,7 +174,12 @@ async fn recover(
                 tracing::warn!(partition = %tp.dir(), bytes = opened.truncated_bytes, "cut a torn or corrupt log tail");
             }
             let producers = producers_from(&opened.tail);
-            partitions.insert(tp, PartitionState::new(opened.log, producers));
+            let mut log = opened.log;
+            if let Some(&start) = topic.log_starts.get(&partition) {
+                // DeleteRecords: the start offset lives in the metadata log.
+                let _ = log.advance_log_start(start.min(log.log_end_offset()));
+            }
+            partitions.insert(tp, PartitionState::new(log, producers));
         }
     }
     remove_orphans(&*storage, &partitions).await;

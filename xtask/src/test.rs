@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it.
 //! 1. unit, property and integration tests of every workspace crate (fuzz corpora run as tests);
-//! 2. the simulator: regression seeds, then a bounded sweep of fresh seeds.
+//! 2. the simulator: its own unit tests under madsim (simulated disk, runner), the regression
+//!    seeds, then a bounded sweep of fresh seeds.
 
 use std::process::Command;
 
@@ -11,6 +12,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--no-sim");
     step("cargo", &["test", "--workspace", "--all-features"])?;
     if !quick {
+        eprintln!("==> (madsim) cargo test --release -p gregor-sim");
+        let status = super::sim::madsim_cargo()
+            .args(["test", "--release", "-p", "gregor-sim"])
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("simulator unit tests failed ({status})"));
+        }
         step("cargo", &["sim", "regressions"])?;
         step(
             "cargo",
