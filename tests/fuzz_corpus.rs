@@ -54,6 +54,21 @@ fn every_corpus_and_regression_file_passes_its_target() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The librdkafka request frames the golden tests capture are request_frame inputs as they are.
+#[test]
+fn golden_request_frames_pass_request_frame() {
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let f = gregor::fuzzing::target("request_frame").expect("request_frame target");
+    let mut failures = Vec::new();
+    for path in files_in(&golden) {
+        let data = std::fs::read(&path).expect("readable golden frame");
+        if let Err(e) = run(f, &path.display().to_string(), &data) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn every_seed_passes_its_target() {
     let mut failures = Vec::new();

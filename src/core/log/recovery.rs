@@ -37,7 +37,9 @@ pub fn scan_segment(
             break;
         };
         let intact = Batch::parse(data.slice(pos..pos + len)).is_ok_and(|b| b.verify_crc().is_ok());
-        if !intact || header.base_offset != seg.next_offset {
+        // Offsets continue the batch before; a batch that claims to end before its base would
+        // move the log's next offset backwards and let offsets be reused.
+        if !intact || header.base_offset != seg.next_offset || header.last_offset_delta < 0 {
             break;
         }
         let last_offset = header
