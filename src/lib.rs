@@ -10,6 +10,8 @@
 //! More modules (`core/` state machines, `runtime/` driver) arrive with the broker; see
 //! `ARCHITECTURE.md` for the shape they take.
 
+pub mod cli;
+pub mod client;
 pub mod config;
 pub mod core;
 pub mod protocol;

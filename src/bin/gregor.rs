@@ -1,6 +1,7 @@
-//! The `gregor` command: `gregor serve` runs a broker.
+//! The `gregor` command: `gregor serve` runs a broker; `gregor bench` measures one.
 
 use clap::{Parser, Subcommand};
+use gregor::cli::bench::BenchCommand;
 use gregor::config::BrokerConfig;
 use gregor::storage::FileStorage;
 use std::path::PathBuf;
@@ -18,6 +19,9 @@ struct Cli {
 enum Command {
     /// Run a broker (default: node 1, 127.0.0.1:9092, data in ./data).
     Serve(ServeArgs),
+    /// Load generators: `gregor bench produce`, `gregor bench consume`.
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 #[derive(clap::Args)]
@@ -47,14 +51,18 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
-        Command::Serve(args) => match serve(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("gregor: {message}");
-                ExitCode::FAILURE
-            }
-        },
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Bench(command) => {
+            gregor::cli::bench::run(command).map(|report| print!("{report}"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("gregor: {message}");
+            ExitCode::FAILURE
+        }
     }
 }
 
