@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use gregor::cli::bench::BenchCommand;
 use gregor::config::BrokerConfig;
 use gregor::storage::FileStorage;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -53,9 +54,9 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(args),
-        Command::Bench(command) => {
-            gregor::cli::bench::run(command).map(|report| print!("{report}"))
-        }
+        // A closed stdout (`| head`) is not worth a panic.
+        Command::Bench(command) => gregor::cli::bench::run(command)
+            .map(|report| drop(write!(std::io::stdout(), "{report}"))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -4,21 +4,19 @@
 //! counted are keys plus values, as Kafka's consumer perf tool counts them.
 
 use super::stats::{Latencies, Progress, Report};
-use super::{connect, fail, topic_info, ConsumeArgs, ProgressLine, TopicInfo};
+use super::{
+    connect, fail, list_offsets, topic_info, ConsumeArgs, ProgressLine, TopicInfo, EARLIEST, LATEST,
+};
 use crate::client::{ClientError, Connection};
 use crate::protocol::error::ErrorCode;
 use crate::protocol::generated::fetch_request::{FetchPartition, FetchTopic};
-use crate::protocol::generated::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use crate::protocol::generated::{ApiKey, FetchRequest, ListOffsetsRequest, ResponseBody};
+use crate::protocol::generated::{ApiKey, FetchRequest, ResponseBody};
 use crate::protocol::records::batch::RecordBatches;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// ListOffsets timestamps for the log start and the end.
-const EARLIEST: i64 = -2;
-const LATEST: i64 = -1;
 /// Fetch waits at most this long for data that is not there yet.
 const MAX_WAIT_MS: i32 = 500;
 /// Cap on a decompressed batch (as the broker's own limit).
@@ -61,10 +59,14 @@ pub(super) async fn run(args: ConsumeArgs) -> Result<Report, String> {
         false,
     )
     .await?;
-    let starts = list_offsets(&mut admin, &topic, EARLIEST).await?;
+    let starts = list_offsets(&mut admin, &topic, EARLIEST)
+        .await
+        .map_err(|e| e.to_string())?;
     let ends = match args.records {
         Some(_) => BTreeMap::new(),
-        None => list_offsets(&mut admin, &topic, LATEST).await?,
+        None => list_offsets(&mut admin, &topic, LATEST)
+            .await
+            .map_err(|e| e.to_string())?,
     };
     // Fetch v13 and later name topics by id; without one, stay below.
     let cap = if topic.id.is_nil() { 12 } else { i16::MAX };
@@ -134,57 +136,6 @@ pub(super) async fn run(args: ConsumeArgs) -> Result<Report, String> {
         elapsed,
         latency: latencies.summary(),
     })
-}
-
-/// Each partition's offset at `timestamp` (EARLIEST or LATEST).
-async fn list_offsets(
-    conn: &mut Connection,
-    topic: &TopicInfo,
-    timestamp: i64,
-) -> Result<BTreeMap<i32, i64>, String> {
-    let request = ListOffsetsRequest {
-        replica_id: -1,
-        isolation_level: 0,
-        topics: vec![ListOffsetsTopic {
-            name: topic.name.clone(),
-            partitions: topic
-                .partitions
-                .iter()
-                .map(|&p| ListOffsetsPartition {
-                    partition_index: p,
-                    timestamp,
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }],
-        timeout_ms: 30_000,
-        ..Default::default()
-    };
-    let body = conn
-        .call(request.into())
-        .await
-        .map_err(|e| fail("ListOffsets", e))?;
-    let ResponseBody::ListOffsets(response) = body else {
-        return Err(fail(
-            "ListOffsets",
-            ClientError::UnexpectedResponse("ListOffsets"),
-        ));
-    };
-    let mut offsets = BTreeMap::new();
-    for t in response.topics {
-        for p in t.partitions {
-            let e = ErrorCode::from_code_or_unknown(p.error_code);
-            if !e.is_ok() {
-                return Err(format!(
-                    "ListOffsets {}-{}: {e}",
-                    topic.name, p.partition_index
-                ));
-            }
-            offsets.insert(p.partition_index, p.offset);
-        }
-    }
-    Ok(offsets)
 }
 
 async fn fetch_loop(

@@ -12,11 +12,15 @@ pub mod stats;
 use crate::client::{ClientError, Connection};
 use crate::protocol::error::ErrorCode;
 use crate::protocol::generated::create_topics_request::CreatableTopic;
+use crate::protocol::generated::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use crate::protocol::generated::metadata_request::MetadataRequestTopic;
-use crate::protocol::generated::{CreateTopicsRequest, MetadataRequest, ResponseBody};
+use crate::protocol::generated::{
+    CreateTopicsRequest, ListOffsetsRequest, MetadataRequest, ResponseBody,
+};
 use crate::protocol::primitives::Uuid;
 use crate::protocol::records::compression::Compression;
 use stats::{Progress, Report, MB};
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -191,8 +195,9 @@ async fn describe_topic<T: Default + Send + 'static>(
     }))
 }
 
-/// Waits (up to 10 s) for the topic to have a leader for every partition; creates it first
-/// with `partitions` partitions if `create` and it does not exist.
+/// Waits (up to 10 s) for the topic to have a leader for every partition, and for every leader
+/// to answer ListOffsets (a new topic's leaders may be named before they take the role); creates
+/// the topic first with `partitions` partitions if `create` and it does not exist.
 async fn topic_info<T: Default + Send + 'static>(
     conn: &mut Connection<T>,
     topic: &str,
@@ -203,7 +208,15 @@ async fn topic_info<T: Default + Send + 'static>(
     let mut created = false;
     loop {
         let last_error = match describe_topic(conn, topic).await {
-            Ok(Some(info)) if !info.partitions.is_empty() => return Ok(info),
+            Ok(Some(info)) if !info.partitions.is_empty() => {
+                match list_offsets(conn, &info, LATEST).await {
+                    Ok(_) => return Ok(info),
+                    Err(e @ OffsetsError::Partition { error, .. }) if error.is_retriable() => {
+                        e.to_string()
+                    }
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
             Ok(Some(_)) => "no partitions".to_owned(),
             Ok(None) if create && !created => {
                 create_topic(conn, topic, partitions).await?;
@@ -255,6 +268,80 @@ async fn create_topic<T: Default + Send + 'static>(
         }
     }
     Ok(())
+}
+
+/// ListOffsets timestamps for the log start and the end.
+const EARLIEST: i64 = -2;
+const LATEST: i64 = -1;
+
+#[derive(Debug)]
+enum OffsetsError {
+    Client(String),
+    Partition {
+        topic: String,
+        partition: i32,
+        error: ErrorCode,
+    },
+}
+
+impl std::fmt::Display for OffsetsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OffsetsError::Client(e) => f.write_str(e),
+            OffsetsError::Partition {
+                topic,
+                partition,
+                error,
+            } => write!(f, "ListOffsets {topic}-{partition}: {error}"),
+        }
+    }
+}
+
+/// Each partition's offset at `timestamp` (EARLIEST or LATEST).
+async fn list_offsets<T: Default + Send + 'static>(
+    conn: &mut Connection<T>,
+    topic: &TopicInfo,
+    timestamp: i64,
+) -> Result<BTreeMap<i32, i64>, OffsetsError> {
+    let request = ListOffsetsRequest {
+        replica_id: -1,
+        isolation_level: 0,
+        topics: vec![ListOffsetsTopic {
+            name: topic.name.clone(),
+            partitions: topic
+                .partitions
+                .iter()
+                .map(|&p| ListOffsetsPartition {
+                    partition_index: p,
+                    timestamp,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        timeout_ms: 30_000,
+        ..Default::default()
+    };
+    let client = |e: ClientError| OffsetsError::Client(fail("ListOffsets", e));
+    let body = conn.call(request.into()).await.map_err(client)?;
+    let ResponseBody::ListOffsets(response) = body else {
+        return Err(client(ClientError::UnexpectedResponse("ListOffsets")));
+    };
+    let mut offsets = BTreeMap::new();
+    for t in response.topics {
+        for p in t.partitions {
+            let error = ErrorCode::from_code_or_unknown(p.error_code);
+            if !error.is_ok() {
+                return Err(OffsetsError::Partition {
+                    topic: topic.name.clone(),
+                    partition: p.partition_index,
+                    error,
+                });
+            }
+            offsets.insert(p.partition_index, p.offset);
+        }
+    }
+    Ok(offsets)
 }
 
 /// Prints a progress line every second until dropped (the task is aborted).

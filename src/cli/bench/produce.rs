@@ -238,7 +238,9 @@ async fn receive_loop(
                     return Err(format!(
                         "Produce to {}-{} failed: {e} {detail}",
                         shared.topic.name, p.index
-                    ));
+                    )
+                    .trim_end()
+                    .to_owned());
                 }
             }
         }
