@@ -135,7 +135,7 @@ async fn accept_loop(
 /// The metadata log's own settings: always synced before anything is acknowledged.
 fn metadata_log_config() -> LogConfig {
     LogConfig {
-        max_message_bytes: 128 << 20,
+        max_message_bytes: metadata::MAX_BATCH_BYTES as u32,
         segment_bytes: 64 << 20,
         retention_ms: -1,
         retention_bytes: -1,

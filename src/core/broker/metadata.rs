@@ -221,15 +221,23 @@ pub fn encode_batch(records: &[MetadataRecord], now_ms: i64) -> bytes::BytesMut 
         .unwrap_or_default()
 }
 
+/// The metadata log's `max.message.bytes`: no batch, and no batch's records once decompressed,
+/// is larger.
+pub const MAX_BATCH_BYTES: usize = 128 << 20;
+
 /// Every metadata record in a stretch of the metadata log.
+///
+/// The bytes come back from disk: each batch's CRC is checked (sealed segments are not scanned
+/// on open), and records are decoded under [`MAX_BATCH_BYTES`], so a damaged batch is an error,
+/// never an allocation of whatever size its payload claims.
 pub fn decode_batches(data: &Bytes) -> Result<Vec<MetadataRecord>, String> {
     use crate::protocol::records::batch::RecordBatches;
     let mut out = Vec::new();
     for batch in RecordBatches::new(data.clone()) {
         let batch = batch.map_err(|e| e.to_string())?;
-        // Recovery cut any corrupt tail, so a bad CRC here is a damaged read: never replay it.
-        batch.verify_crc().map_err(|e| e.to_string())?;
-        for record in batch.records(usize::MAX).map_err(|e| e.to_string())? {
+        // validate() checks the CRC: a damaged read is an error, never replayed.
+        batch.validate().map_err(|e| e.to_string())?;
+        for record in batch.records(MAX_BATCH_BYTES).map_err(|e| e.to_string())? {
             let value = record.map_err(|e| e.to_string())?.value.unwrap_or_default();
             out.push(MetadataRecord::decode(value).map_err(|e| e.to_string())?);
         }
