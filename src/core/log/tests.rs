@@ -314,3 +314,12 @@ fn recovery_stops_at_a_batch_ending_before_it_starts() {
     assert_eq!(scanned.valid_len, good.len() as u64);
     assert_eq!(scanned.segment.next_offset, 2);
 }
+
+#[test]
+fn recovery_stops_at_a_batch_ending_at_the_largest_offset() {
+    // A segment named for offset i64::MAX holding a batch there has no next offset.
+    let data = Bytes::from(batch_at(i64::MAX, 1));
+    let scanned = scan_segment(i64::MAX, &data, 4096, 0);
+    assert_eq!(scanned.valid_len, 0);
+    assert_eq!(scanned.segment.next_offset, i64::MAX);
+}
