@@ -42,9 +42,15 @@ pub fn scan_segment(
         if !intact || header.base_offset != seg.next_offset || header.last_offset_delta < 0 {
             break;
         }
-        let last_offset = header
+        // The offset after the batch must exist: a batch ending at i64::MAX leaves none.
+        let Some(next_offset) = header
             .base_offset
-            .saturating_add(i64::from(header.last_offset_delta));
+            .checked_add(i64::from(header.last_offset_delta))
+            .and_then(|last| last.checked_add(1))
+        else {
+            break;
+        };
+        let last_offset = next_offset - 1;
         let rel = |o: i64| u32::try_from(o - base_offset).ok();
         let (Some(rel_base), Some(rel_last)) = (rel(header.base_offset), rel(last_offset)) else {
             break;
@@ -65,7 +71,7 @@ pub fn scan_segment(
         }
         seg.size += len as u64;
         seg.bytes_since_index += len as u64;
-        seg.next_offset = last_offset + 1;
+        seg.next_offset = next_offset;
         pos += len;
     }
     let valid_len = pos as u64;

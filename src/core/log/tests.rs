@@ -288,3 +288,45 @@ fn oversized_and_corrupt_batches_are_refused() {
     assert!(log.append(BytesMut::from(&b"garbage"[..]), 0, 0).is_err());
     assert_eq!(log.log_end_offset(), 0);
 }
+
+/// A batch with these offsets and a correct CRC.
+fn batch_at(base_offset: i64, records: usize) -> Vec<u8> {
+    let mut b = BatchBuilder::new(Compression::None).with_base_offset(base_offset);
+    for i in 0..records {
+        b.push(1, None, Some(Bytes::from(format!("v{i}"))), vec![])
+            .unwrap();
+    }
+    b.build().unwrap().to_vec()
+}
+
+#[test]
+fn trim_stops_at_a_batch_below_the_offset_after_the_start() {
+    // Found by fuzzing (log_segment): damaged data with offsets going back.
+    let data: Vec<u8> = [batch_at(10, 2), batch_at(0, 1), batch_at(20, 1)].concat();
+    let first = batch_at(10, 2).len();
+    let sent = trim_to_offset(Bytes::from(data), 5, 10_000, 100);
+    assert_eq!(sent.len(), first);
+}
+
+#[test]
+fn recovery_stops_at_a_batch_ending_before_it_starts() {
+    // Found by fuzzing (log_segment): a negative last offset delta moved next_offset back.
+    let good = batch_at(0, 2);
+    let mut bad = batch_at(2, 1);
+    bad[23..27].copy_from_slice(&(-2i32).to_be_bytes()); // last offset delta
+    let crc = crc32c::crc32c(&bad[21..]);
+    bad[17..21].copy_from_slice(&crc.to_be_bytes());
+    let data = Bytes::from([good.clone(), bad].concat());
+    let scanned = scan_segment(0, &data, 4096, 0);
+    assert_eq!(scanned.valid_len, good.len() as u64);
+    assert_eq!(scanned.segment.next_offset, 2);
+}
+
+#[test]
+fn recovery_stops_at_a_batch_ending_at_the_largest_offset() {
+    // A segment named for offset i64::MAX holding a batch there has no next offset.
+    let data = Bytes::from(batch_at(i64::MAX, 1));
+    let scanned = scan_segment(i64::MAX, &data, 4096, 0);
+    assert_eq!(scanned.valid_len, 0);
+    assert_eq!(scanned.segment.next_offset, i64::MAX);
+}
