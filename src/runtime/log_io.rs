@@ -163,6 +163,22 @@ impl LogFiles {
             .await
     }
 
+    /// Reads a whole index file until two reads agree (at most [`INDEX_READS`] reads). An index
+    /// carries no checksum, and a sealed segment's index is kept in memory once read: a transient
+    /// read error (a flipped bit in a position) would misplace every fetch in that stretch of the
+    /// log until the next restart.
+    async fn read_index(&mut self, file: LogFile) -> io::Result<Bytes> {
+        let mut last = self.read_whole(file).await?;
+        for _ in 1..INDEX_READS {
+            let again = self.read_whole(file).await?;
+            if again == last {
+                break;
+            }
+            last = again;
+        }
+        Ok(last)
+    }
+
     /// Reads and scans a segment's `.log` file. When the scan would cut a tail, the file is read
     /// and scanned again (up to [`RESCANS`] times) and the longest valid prefix wins: a torn or
     /// corrupt tail is cut at the same place on every read, while a transient read error (a
@@ -228,13 +244,13 @@ impl LogFiles {
                 let id = self.handle(log_file, false).await?;
                 let size = self.storage.len(id).await?;
                 let oi = self
-                    .read_whole(LogFile {
+                    .read_index(LogFile {
                         base_offset: base,
                         kind: FileKind::Index,
                     })
                     .await?;
                 let ti = self
-                    .read_whole(LogFile {
+                    .read_index(LogFile {
                         base_offset: base,
                         kind: FileKind::TimeIndex,
                     })
@@ -265,6 +281,8 @@ impl LogFiles {
 
 /// Extra reads of a segment whose scan would cut a tail, before the cut is believed.
 const RESCANS: usize = 3;
+/// Most reads of an index file while waiting for two that agree.
+const INDEX_READS: usize = 5;
 
 /// A recovered log, how much of a torn tail was cut, and the valid bytes of its last segment
 /// (to rebuild producer state from).
@@ -311,3 +329,6 @@ fn rewrite_segment_files(seg: &crate::core::log::Segment, valid_len: u64) -> Vec
         },
     ]
 }
+
+#[cfg(test)]
+mod tests;

@@ -300,3 +300,59 @@ async fn remove_orphans(
     }
     let _ = storage.sync_dir("").await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::broker::producer_state::SequenceCheck;
+    use crate::protocol::records::builder::BatchBuilder;
+    use crate::protocol::records::compression::Compression;
+    use crate::storage::memory::MemoryStorage;
+    use bytes::BytesMut;
+
+    fn batch(producer: Option<(i64, i32)>) -> BytesMut {
+        let mut b = BatchBuilder::new(Compression::None);
+        if let Some((id, seq)) = producer {
+            b = b.with_producer(id, 0, seq);
+        }
+        for _ in 0..4 {
+            b.push(1000, None, Some(Bytes::from_static(b"some value")), vec![])
+                .unwrap();
+        }
+        BytesMut::from(b.build().unwrap().as_ref())
+    }
+
+    #[tokio::test]
+    async fn producer_state_comes_from_every_segment() {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let config = LogConfig {
+            segment_bytes: 600,
+            ..LogConfig::default()
+        };
+        let mut files = LogFiles::new(storage.clone(), "t-0".to_owned());
+        let mut log = files.open_log(config.clone(), 0).await.unwrap().log;
+        // Producer 7's last batch, then enough plain batches to roll past its segment.
+        let mut ops = log.append(batch(Some((7, 0))), 0, 0).unwrap().ops;
+        for _ in 0..20 {
+            ops.extend(log.append(batch(None), 0, 0).unwrap().ops);
+        }
+        ops.push(log.flush(0).0);
+        files.execute(&ops).await.unwrap();
+        files.close_all().await;
+        assert!(log.segments().len() > 2);
+
+        let mut files = LogFiles::new(storage, "t-0".to_owned());
+        let opened = files.open_log(config, 0).await.unwrap();
+        let producers = producer_state(&mut files, &opened).await.unwrap();
+        assert_eq!(
+            producers.check(7, 0, 0, 3),
+            SequenceCheck::Duplicate { base_offset: 0 },
+            "a retry of the batch is still recognised"
+        );
+        assert_eq!(
+            producers.check(7, 0, 4, 0),
+            SequenceCheck::Accept,
+            "the next sequence is accepted"
+        );
+    }
+}

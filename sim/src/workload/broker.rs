@@ -25,7 +25,7 @@ use crate::kafka_records::{build_batch, decode_fetched, Reading, Writer};
 use crate::runner::Verdict;
 use crate::spec::Spec;
 use crate::trace::{capture_logs, sim_now, Trace};
-use clients::{Ctx, Phase, ProduceOutcome, Shared};
+use clients::{ClientStats, Ctx, Phase, ProduceOutcome, Shared};
 use gregor::config::{BrokerConfig, Listener, LogConfig};
 use gregor::protocol::error::ErrorCode;
 use gregor::protocol::records::Compression;
@@ -427,7 +427,11 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
     violations.extend(client_violations);
     violations.extend(check::check(&events, &log));
 
-    let summary = summarize(&events, &log, &supervisor, &disk);
+    let stats = shared
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .stats;
+    let summary = summarize(&events, &log, &supervisor, &disk, stats);
     trace.event("checker", &summary);
     Verdict {
         violations,
@@ -440,6 +444,7 @@ fn summarize(
     log: &FinalLog,
     supervisor: &Supervisor,
     disk: &SimDisk,
+    clients: ClientStats,
 ) -> String {
     let (mut acked_all, mut acked_one, mut consumed) = (0usize, 0usize, 0usize);
     for event in events {
@@ -456,8 +461,13 @@ fn summarize(
     let stats = disk.stats();
     format!(
         "acked {acked_all} (acks=-1) + {acked_one} (acks=1), consumed {consumed}, final log {kept}, \
+         idempotent batches {} ({} after a resend, {} duplicates answered), {} damaged reads, \
          kills {} scheduled + {} requested, disk: {} torn, {} dropped, {} fsync errors, \
          {} bit flips, {} ENOSPC",
+        clients.idempotent_acked,
+        clients.idempotent_acked_after_retry,
+        clients.duplicates_answered,
+        clients.damaged_reads,
         supervisor.kills,
         supervisor.requested,
         stats.writes_torn,

@@ -39,6 +39,8 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(1000);
 const LIVENESS_ACKS: u32 = 2;
 /// Largest number of records in one produced batch.
 const BATCH_RECORDS_MAX: usize = 4;
+/// Chance that the idempotent producer sends an acknowledged batch once more.
+const DUPLICATE_PROBABILITY: f64 = 0.1;
 
 /// Where the run is; clients read it between requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,19 @@ pub struct Shared {
     pub finished: BTreeSet<String>,
     /// Producers that have not finished yet (the consumer drains after they all have).
     pub producers_running: usize,
+    pub stats: ClientStats,
+}
+
+/// Counts for the run's summary: which paths the clients exercised.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientStats {
+    pub idempotent_acked: u64,
+    /// Acknowledged on a resend after a timeout or a lost connection.
+    pub idempotent_acked_after_retry: u64,
+    /// Deliberate duplicates answered with the original offset.
+    pub duplicates_answered: u64,
+    /// Fetched bytes refused as damaged (bit flips) and fetched again.
+    pub damaged_reads: u64,
 }
 
 impl Shared {
@@ -73,6 +88,7 @@ impl Shared {
             topic_ready: false,
             finished: BTreeSet::new(),
             producers_running: producers,
+            stats: ClientStats::default(),
         }
     }
 }
@@ -457,8 +473,21 @@ pub async fn idempotent_producer(ctx: Ctx, who: String) {
                     base_offset,
                     values: batch.values,
                 });
+                {
+                    let mut shared = ctx.lock();
+                    shared.stats.idempotent_acked += 1;
+                    if attempt > 1 {
+                        shared.stats.idempotent_acked_after_retry += 1;
+                    }
+                }
                 if phase == Phase::Liveness {
                     progress_after_faults += 1;
+                }
+                // Now and then the same batch again, as a duplicated request would arrive: the
+                // broker must not append it and must answer with the original offset.
+                if rng.gen_bool(DUPLICATE_PROBABILITY) {
+                    resend_duplicate(&ctx, &who, &mut client, partition, batch.batch, base_offset)
+                        .await;
                 }
             }
             ProduceOutcome::Answered { error_code, .. } => {
@@ -501,6 +530,54 @@ pub async fn idempotent_producer(ctx: Ctx, who: String) {
         }
         if rng.gen_bool(0.5) {
             sleep(Duration::from_millis(rng.gen_range(1..=10))).await;
+        }
+    }
+}
+
+/// Sends an acknowledged idempotent batch again; the answer must be its original offset.
+async fn resend_duplicate(
+    ctx: &Ctx,
+    who: &str,
+    client: &mut KafkaClient,
+    partition: i32,
+    batch: Bytes,
+    original: i64,
+) {
+    match produce(client, -1, partition, batch).await {
+        ProduceOutcome::Answered {
+            error_code: 0,
+            base_offset,
+        } if base_offset == original => {
+            ctx.trace.event(
+                who,
+                format_args!("duplicate answered with its original offset p{partition}@{original}"),
+            );
+            ctx.lock().stats.duplicates_answered += 1;
+        }
+        ProduceOutcome::Answered {
+            error_code: 0,
+            base_offset,
+        } => ctx.violation(
+            who,
+            format!(
+                "a duplicate of the batch at p{partition}@{original} was answered with offset {base_offset}"
+            ),
+        ),
+        ProduceOutcome::Answered { error_code, .. }
+            if error_code == ErrorCode::KafkaStorageError.code() =>
+        {
+            ctx.trace.event(who, "duplicate: KAFKA_STORAGE_ERROR");
+            ctx.storage_error(who);
+        }
+        ProduceOutcome::Answered { error_code, .. } => ctx.violation(
+            who,
+            format!(
+                "a duplicate of the batch at p{partition}@{original} was refused with {}",
+                error_name(error_code)
+            ),
+        ),
+        ProduceOutcome::Failed(err) => {
+            ctx.trace.event(who, format_args!("duplicate: {err}"));
         }
     }
 }
@@ -680,6 +757,7 @@ pub async fn consumer(ctx: Ctx, who: String) {
                 }
                 Err(why) => {
                     retry_soon = true;
+                    ctx.lock().stats.damaged_reads += 1;
                     ctx.trace.event(
                         &who,
                         format_args!("p{partition}@{offset}: damaged read ({why}), fetching again"),
