@@ -52,7 +52,7 @@ fn apply(files: &mut BTreeMap<LogFile, Vec<u8>>, ops: &[LogOp]) {
             LogOp::Truncate { file, len } => {
                 files.entry(*file).or_default().truncate(*len as usize)
             }
-            LogOp::Sync { .. } => {}
+            LogOp::Sync { .. } | LogOp::SyncLog { .. } => {}
             LogOp::DeleteSegment { base_offset } => {
                 files.retain(|f, _| f.base_offset != *base_offset)
             }
@@ -66,15 +66,30 @@ fn offsets_are_dense_and_segments_roll_by_size() {
     let mut files = BTreeMap::new();
     apply(&mut files, &[op]);
     let mut expected = 0;
+    let mut rolls_synced = 0;
     for i in 0..40 {
         let appended = log.append(batch(3, 1000 + i), 0, 0).unwrap();
         assert_eq!(appended.base_offset, expected);
         assert_eq!(appended.last_offset, expected + 2);
         expected += 3;
+        // A roll seals the old segment with a sync of all its files (start-up trusts a sealed
+        // segment's indexes), before the new segment exists.
+        if let Some(at) = appended
+            .ops
+            .iter()
+            .position(|op| matches!(op, LogOp::CreateSegment { .. }))
+        {
+            let sealed = log.segments()[log.segments().len() - 2].base_offset;
+            assert!(appended.ops[..at].contains(&LogOp::Sync {
+                base_offset: sealed
+            }));
+            rolls_synced += 1;
+        }
         apply(&mut files, &appended.ops);
     }
     assert_eq!(log.log_end_offset(), 120);
     assert!(log.segments().len() > 3, "rolled at segment.bytes");
+    assert_eq!(rolls_synced, log.segments().len() - 1);
     for s in log.segments() {
         assert!(s.size <= 1000 || s.next_offset - s.base_offset == 3);
         let data = &files[&s.file(FileKind::Log)];
@@ -248,7 +263,7 @@ fn flush_policy_and_sync_tracking() {
     log.append(batch(1, 0), 0, 0).unwrap();
     assert!(log.flush_due(0), "flush.messages=1");
     let (op, upto) = log.flush(0);
-    assert_eq!(op, LogOp::Sync { base_offset: 0 });
+    assert_eq!(op, LogOp::SyncLog { base_offset: 0 });
     assert_eq!(upto, 1);
     assert_eq!(
         log.synced_offset(),
