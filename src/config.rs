@@ -212,6 +212,8 @@ pub struct BrokerConfig {
     pub connections_max_idle_ms: u64,
     /// `queued.max.requests`: requests in flight per connection before we stop reading it.
     pub queued_max_requests: usize,
+    /// `queued.max.request.bytes`: request bytes in flight per connection before we stop reading it.
+    pub queued_max_request_bytes: usize,
     /// `log.retention.check.interval.ms`
     pub log_retention_check_interval_ms: u64,
     /// Defaults for every topic's log.
@@ -235,6 +237,7 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             connections_max_idle_ms: 600_000,
             queued_max_requests: 500,
+            queued_max_request_bytes: 104_857_600,
             log_retention_check_interval_ms: 300_000,
             log: LogConfig::default(),
         }
@@ -300,6 +303,9 @@ impl BrokerConfig {
                 }
                 "connections.max.idle.ms" => config.connections_max_idle_ms = parse_min(key, v, 1)?,
                 "queued.max.requests" => config.queued_max_requests = parse_min(key, v, 1)?,
+                "queued.max.request.bytes" => {
+                    config.queued_max_request_bytes = parse_min(key, v, 1024)?
+                }
                 "log.retention.check.interval.ms" => {
                     config.log_retention_check_interval_ms = parse_min(key, v, 1)?
                 }

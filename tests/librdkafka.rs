@@ -193,3 +193,293 @@ fn produce_and_consume_with_every_codec() {
         }
     }
 }
+
+#[test]
+fn idempotent_producer_writes_each_record_once_in_order() {
+    let broker = TestBroker::start("idempotent");
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "idem", 2, &[]);
+    let (producer, deliveries) = producer(
+        &bootstrap,
+        &[
+            ("enable.idempotence", "true"),
+            ("max.in.flight.requests.per.connection", "5"),
+            ("linger.ms", "1"),
+        ],
+    );
+    const N: usize = 20_000;
+    for i in 0..N {
+        let key = format!("k{}", i % 13);
+        producer
+            .send(
+                BaseRecord::to("idem")
+                    .key(&key)
+                    .payload(&format!("{key}:{i}")),
+            )
+            .expect("enqueue");
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+    assert!(deliveries.failed.lock().unwrap().is_empty());
+    let records = consume_all(&bootstrap, "idem", 2, N);
+    assert_eq!(records.len(), N);
+    // Per key, the sequence numbers in the values appear exactly once and in send order.
+    let mut last: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+    for (_, _, key, value) in &records {
+        let n: i64 = String::from_utf8_lossy(value)
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let prev = last.insert(key.clone(), n).unwrap_or(-1);
+        assert!(n > prev, "key {key:?}: {n} after {prev}");
+    }
+}
+
+#[test]
+fn list_offsets_earliest_latest_and_by_time() {
+    let broker = TestBroker::start("offsets");
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "times", 1, &[]);
+    let (producer, _) = producer(&bootstrap, &[("linger.ms", "0")]);
+    for i in 0..10i64 {
+        let ts = 1_000_000 + i * 1000;
+        producer
+            .send(
+                BaseRecord::<(), _>::to("times")
+                    .partition(0)
+                    .payload("x")
+                    .timestamp(ts),
+            )
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    }
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "offsets-reader")
+        .create()
+        .unwrap();
+    let (low, high) = consumer
+        .fetch_watermarks("times", 0, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!((low, high), (0, 10));
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("times", 0, Offset::Offset(1_004_500))
+        .unwrap();
+    let found = consumer
+        .offsets_for_times(tpl, Duration::from_secs(10))
+        .unwrap();
+    let offset = found.find_partition("times", 0).unwrap().offset();
+    assert_eq!(
+        offset,
+        Offset::Offset(5),
+        "first record at or after the timestamp"
+    );
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("times", 0, Offset::Offset(9_999_999))
+        .unwrap();
+    let found = consumer
+        .offsets_for_times(tpl, Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(
+        found.find_partition("times", 0).unwrap().offset(),
+        Offset::End,
+        "nothing that new"
+    );
+}
+
+#[test]
+fn admin_creates_describes_and_deletes_topics() {
+    let broker = TestBroker::start("admin");
+    let bootstrap = broker.bootstrap();
+    let admin = admin(&bootstrap);
+    let opts = AdminOptions::new();
+    create_topic(
+        &bootstrap,
+        "configured",
+        4,
+        &[("retention.ms", "60000"), ("cleanup.policy", "delete")],
+    );
+    // Creating it again fails with TOPIC_ALREADY_EXISTS; a bad name or config is refused.
+    let again = block_on(admin.create_topics(
+        &[NewTopic::new("configured", 1, TopicReplication::Fixed(1))],
+        &opts,
+    ))
+    .unwrap();
+    assert!(
+        matches!(
+            &again[0],
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists))
+        ),
+        "{again:?}"
+    );
+    let bad = block_on(admin.create_topics(
+        &[
+            NewTopic::new("bad/name", 1, TopicReplication::Fixed(1)),
+            NewTopic::new("badcfg", 1, TopicReplication::Fixed(1)).set("retention.ms", "soon"),
+        ],
+        &opts,
+    ))
+    .unwrap();
+    assert!(
+        matches!(
+            &bad[0],
+            Err((_, rdkafka::types::RDKafkaErrorCode::InvalidTopic))
+        ),
+        "{bad:?}"
+    );
+    assert!(
+        matches!(
+            &bad[1],
+            Err((_, rdkafka::types::RDKafkaErrorCode::InvalidConfig))
+        ),
+        "{bad:?}"
+    );
+
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some("configured"), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(metadata.topics()[0].partitions().len(), 4);
+
+    let described = block_on(admin.describe_configs(
+        &[rdkafka::admin::ResourceSpecifier::Topic("configured")],
+        &opts,
+    ))
+    .unwrap();
+    let resource = described[0].as_ref().expect("described");
+    let retention = resource.get("retention.ms").expect("retention.ms listed");
+    assert_eq!(retention.value.as_deref(), Some("60000"));
+    assert!(!retention.is_default);
+    let segment = resource.get("segment.bytes").expect("segment.bytes listed");
+    assert!(segment.is_default);
+
+    let deleted = block_on(admin.delete_topics(&["configured"], &opts)).unwrap();
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    let missing = block_on(admin.delete_topics(&["configured"], &opts)).unwrap();
+    assert!(
+        matches!(
+            &missing[0],
+            Err((_, rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition))
+        ),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn admin_adds_partitions_alters_configs_and_deletes_records() {
+    let broker = TestBroker::start("admin-alter");
+    let bootstrap = broker.bootstrap();
+    let admin = admin(&bootstrap);
+    let opts = AdminOptions::new();
+    create_topic(&bootstrap, "grow", 2, &[("retention.ms", "60000")]);
+
+    // CreatePartitions: 2 -> 5; shrinking is refused.
+    let grown =
+        block_on(admin.create_partitions(&[rdkafka::admin::NewPartitions::new("grow", 5)], &opts))
+            .unwrap();
+    assert!(grown[0].is_ok(), "{grown:?}");
+    let shrink =
+        block_on(admin.create_partitions(&[rdkafka::admin::NewPartitions::new("grow", 3)], &opts))
+            .unwrap();
+    assert!(
+        matches!(
+            &shrink[0],
+            Err((_, rdkafka::types::RDKafkaErrorCode::InvalidPartitions))
+        ),
+        "{shrink:?}"
+    );
+    let metadata = admin
+        .inner()
+        .fetch_metadata(Some("grow"), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(metadata.topics()[0].partitions().len(), 5);
+
+    // AlterConfigs replaces the overrides: retention.ms goes back to its default.
+    let alter = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic("grow"))
+        .set("segment.bytes", "1048576");
+    let altered = block_on(admin.alter_configs(&[alter], &opts)).unwrap();
+    assert!(altered[0].is_ok(), "{altered:?}");
+    let described = block_on(
+        admin.describe_configs(&[rdkafka::admin::ResourceSpecifier::Topic("grow")], &opts),
+    )
+    .unwrap();
+    let resource = described[0].as_ref().unwrap();
+    assert_eq!(
+        resource.get("segment.bytes").unwrap().value.as_deref(),
+        Some("1048576")
+    );
+    assert!(resource.get("retention.ms").unwrap().is_default);
+    let bad = rdkafka::admin::AlterConfig::new(rdkafka::admin::ResourceSpecifier::Topic("grow"))
+        .set("retention.ms", "-7");
+    // (The rdkafka crate reports AlterConfigs per-resource errors as success, so check the effect.)
+    block_on(admin.alter_configs(&[bad], &opts)).unwrap();
+    let described = block_on(
+        admin.describe_configs(&[rdkafka::admin::ResourceSpecifier::Topic("grow")], &opts),
+    )
+    .unwrap();
+    let resource = described[0].as_ref().unwrap();
+    assert!(
+        resource.get("retention.ms").unwrap().is_default,
+        "an invalid value is refused"
+    );
+    assert_eq!(
+        resource.get("segment.bytes").unwrap().value.as_deref(),
+        Some("1048576"),
+        "nothing changed"
+    );
+
+    // DeleteRecords moves the low watermark; reads below it are out of range.
+    let (producer, _) = producer(&bootstrap, &[]);
+    for i in 0..10 {
+        producer
+            .send(
+                BaseRecord::<(), _>::to("grow")
+                    .partition(0)
+                    .payload(&format!("v{i}")),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("grow", 0, Offset::Offset(4))
+        .unwrap();
+    let result = block_on(admin.delete_records(&tpl, &opts)).unwrap();
+    assert_eq!(
+        result.find_partition("grow", 0).unwrap().offset(),
+        Offset::Offset(4)
+    );
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "lw")
+        .create()
+        .unwrap();
+    assert_eq!(
+        consumer
+            .fetch_watermarks("grow", 0, Duration::from_secs(10))
+            .unwrap(),
+        (4, 10)
+    );
+    let records = consume_all(&bootstrap, "grow", 1, 6);
+    assert_eq!(
+        records.first().map(|r| r.1),
+        Some(4),
+        "earliest is now offset 4"
+    );
+    drop(consumer);
+
+    // The new low watermark survives a restart.
+    let dir = broker.stop();
+    let broker = TestBroker::start_in(dir, &[]);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "lw")
+        .create()
+        .unwrap();
+    assert_eq!(
+        consumer
+            .fetch_watermarks("grow", 0, Duration::from_secs(10))
+            .unwrap(),
+        (4, 10)
+    );
+}

@@ -1,8 +1,12 @@
-//! The `gregor` command: `gregor serve` runs a broker.
+//! The `gregor` command: `gregor serve` runs a broker; `gregor bench` measures one.
+// A binary: it reads the config file and creates the data directory before Storage exists.
+#![allow(clippy::disallowed_methods)]
 
 use clap::{Parser, Subcommand};
+use gregor::cli::bench::BenchCommand;
 use gregor::config::BrokerConfig;
 use gregor::storage::FileStorage;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,6 +22,9 @@ struct Cli {
 enum Command {
     /// Run a broker (default: node 1, 127.0.0.1:9092, data in ./data).
     Serve(ServeArgs),
+    /// Load generators: `gregor bench produce`, `gregor bench consume`.
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 #[derive(clap::Args)]
@@ -47,14 +54,18 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command {
-        Command::Serve(args) => match serve(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(message) => {
-                eprintln!("gregor: {message}");
-                ExitCode::FAILURE
-            }
-        },
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        // A closed stdout (`| head`) is not worth a panic.
+        Command::Bench(command) => gregor::cli::bench::run(command)
+            .map(|report| drop(write!(std::io::stdout(), "{report}"))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("gregor: {message}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -39,8 +39,7 @@ const fn api(key: ApiKey, min: i16, max: i16) -> ApiRange {
 
 /// Served APIs in key order: exactly what `core::broker` answers. The group coordinator's APIs
 /// (FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch,
-/// DescribeGroups, ListGroups, DeleteGroups, OffsetDelete) join when it lands, as do
-/// CreatePartitions, DeleteRecords and (Incremental)AlterConfigs. ConsumerGroupHeartbeat (KIP-848) is left out until the group
+/// DescribeGroups, ListGroups, DeleteGroups, OffsetDelete) join when it lands. ConsumerGroupHeartbeat (KIP-848) is left out until the group
 /// coordinator speaks it: advertising it would make Java 4.x consumers configured with
 /// `group.protocol=consumer` use it.
 pub const SUPPORTED_APIS: &[ApiRange] = &[
@@ -59,8 +58,12 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::AlterConfigs, 0, 2),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DescribeCluster, 0, 1),
 ];
 

@@ -28,6 +28,19 @@ pub enum Reply {
     Close,
 }
 
+/// Responses at least this large are written directly instead of being gathered.
+const LARGE_RESPONSE: usize = 64 * 1024;
+
+/// What a connection may have in flight: requests and request bytes (in KiB).
+struct Budget {
+    requests: Semaphore,
+    kib: Semaphore,
+}
+
+fn budget_kib(bytes: usize) -> u32 {
+    u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1)
+}
+
 /// Api key, api version and correlation id from the first 8 bytes of a request.
 fn peek_request(frame: &Bytes) -> Option<(i16, i16, i32)> {
     let head: &[u8; 8] = frame.get(..8)?.try_into().ok()?;
@@ -43,11 +56,15 @@ fn peek_request(frame: &Bytes) -> Option<(i16, i16, i32)> {
 pub struct Limits {
     pub max_frame: usize,
     pub max_in_flight: usize,
+    /// Request bytes in flight per connection (`queued.max.request.bytes`).
+    pub max_in_flight_bytes: usize,
     pub idle_timeout: Duration,
 }
 
 struct Expected {
     seq: u64,
+    /// Byte-budget permits (KiB) this request holds until its response is written.
+    cost_kib: u32,
     correlation_id: i32,
     api_key: i16,
     api_version: i16,
@@ -62,7 +79,10 @@ where
     let (reader, writer) = tokio::io::split(stream);
     let (reply_tx, reply_rx) = mpsc::unbounded_channel::<(u64, Reply)>();
     let (expect_tx, expect_rx) = mpsc::unbounded_channel::<Expected>();
-    let permits = Arc::new(Semaphore::new(limits.max_in_flight));
+    let permits = Arc::new(Budget {
+        requests: Semaphore::new(limits.max_in_flight),
+        kib: Semaphore::new(budget_kib(limits.max_in_flight_bytes) as usize),
+    });
     if to_node
         .send(Inbound::Open {
             conn,
@@ -89,7 +109,7 @@ async fn read_loop<R: AsyncRead>(
     to_node: &mpsc::UnboundedSender<Inbound>,
     replies: mpsc::UnboundedSender<(u64, Reply)>,
     expect: mpsc::UnboundedSender<Expected>,
-    permits: Arc<Semaphore>,
+    permits: Arc<Budget>,
     limits: Limits,
 ) {
     tokio::pin!(reader);
@@ -106,12 +126,20 @@ async fn read_loop<R: AsyncRead>(
                     return;
                 }
             };
-            let Ok(permit) = permits.clone().acquire_owned().await else {
+            // Backpressure: stop reading until earlier responses are written.
+            let cost_kib = (frame.len() / 1024 + 1)
+                .min(budget_kib(limits.max_in_flight_bytes) as usize)
+                as u32;
+            let Ok(bytes) = permits.kib.acquire_many(cost_kib).await else {
+                return;
+            };
+            bytes.forget();
+            let Ok(permit) = permits.requests.acquire().await else {
                 return;
             };
             permit.forget();
             seq += 1;
-            if !dispatch(frame, conn, seq, to_node, &replies, &expect) {
+            if !dispatch(frame, conn, seq, cost_kib, to_node, &replies, &expect) {
                 return;
             }
         }
@@ -119,7 +147,7 @@ async fn read_loop<R: AsyncRead>(
         match read {
             Ok(Ok(0)) | Ok(Err(_)) => return,
             Ok(Ok(_)) => {}
-            Err(_) if permits.available_permits() == limits.max_in_flight => {
+            Err(_) if permits.requests.available_permits() == limits.max_in_flight => {
                 tracing::debug!(conn, "idle connection closed");
                 return;
             }
@@ -133,6 +161,7 @@ fn dispatch(
     frame: Bytes,
     conn: u64,
     seq: u64,
+    cost_kib: u32,
     to_node: &mpsc::UnboundedSender<Inbound>,
     replies: &mpsc::UnboundedSender<(u64, Reply)>,
     expect: &mpsc::UnboundedSender<Expected>,
@@ -142,6 +171,7 @@ fn dispatch(
     };
     let expected = Expected {
         seq,
+        cost_kib,
         correlation_id,
         api_key,
         api_version,
@@ -192,7 +222,7 @@ async fn write_loop<W: AsyncWrite>(
     writer: W,
     mut replies: mpsc::UnboundedReceiver<(u64, Reply)>,
     mut expect: mpsc::UnboundedReceiver<Expected>,
-    permits: Arc<Semaphore>,
+    permits: Arc<Budget>,
 ) {
     tokio::pin!(writer);
     let mut queue: VecDeque<Expected> = VecDeque::new();
@@ -212,13 +242,15 @@ async fn write_loop<W: AsyncWrite>(
                 None => return,
             },
         }
+        let mut wrote_direct = false;
         // Write every response that is next in request order.
         while let Some(next) = queue.front() {
             let Some(reply) = arrived.remove(&next.seq) else {
                 break;
             };
             let Some(e) = queue.pop_front() else { break };
-            permits.add_permits(1);
+            permits.requests.add_permits(1);
+            permits.kib.add_permits(e.cost_kib as usize);
             let bytes = match reply {
                 Reply::Nothing => continue,
                 Reply::Encoded(b) => b,
@@ -234,9 +266,19 @@ async fn write_loop<W: AsyncWrite>(
                 }
             };
             out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-            out.extend_from_slice(&bytes);
+            if bytes.len() < LARGE_RESPONSE {
+                out.extend_from_slice(&bytes);
+            } else {
+                // Large responses (fetches) go straight to the socket, not through another copy.
+                let head = std::mem::take(&mut out);
+                if writer.write_all(&head).await.is_err() || writer.write_all(&bytes).await.is_err()
+                {
+                    return;
+                }
+                wrote_direct = true;
+            }
         }
-        if !out.is_empty() {
+        if !out.is_empty() || wrote_direct {
             // Flush too: madsim's TcpStream sends nothing until flushed.
             if writer.write_all(&out).await.is_err() || writer.flush().await.is_err() {
                 return;

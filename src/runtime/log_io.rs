@@ -99,6 +99,14 @@ impl LogFiles {
                 }
                 Ok(())
             }
+            LogOp::SyncLog { base_offset } => {
+                let log = LogFile {
+                    base_offset: *base_offset,
+                    kind: FileKind::Log,
+                };
+                let id = self.handle(log, true).await?;
+                self.storage.sync_data(id).await
+            }
             LogOp::DeleteSegment { base_offset } => {
                 for kind in [FileKind::Log, FileKind::Index, FileKind::TimeIndex] {
                     let file = LogFile {

@@ -205,6 +205,8 @@ impl Node {
 
     /// Graceful end: stop taking requests, let storage work already queued finish.
     async fn finish(mut self) {
+        self.broker.flush_all(self.clock.now());
+        self.drain();
         // Drop our own completion sender so the channel closes once every executor is done.
         self.done_tx = mpsc::unbounded_channel().0;
         self.executors.clear();

@@ -46,6 +46,7 @@ pub async fn serve(
     let limits = Limits {
         max_frame: config.socket_request_max_bytes,
         max_in_flight: config.queued_max_requests,
+        max_in_flight_bytes: config.queued_max_request_bytes,
         idle_timeout: Duration::from_millis(config.connections_max_idle_ms),
     };
     let mut bound = Vec::new();
@@ -134,7 +135,7 @@ async fn accept_loop(
 /// The metadata log's own settings: always synced before anything is acknowledged.
 fn metadata_log_config() -> LogConfig {
     LogConfig {
-        max_message_bytes: 128 << 20,
+        max_message_bytes: metadata::MAX_BATCH_BYTES as u32,
         segment_bytes: 64 << 20,
         retention_ms: -1,
         retention_bytes: -1,
@@ -181,7 +182,12 @@ async fn recover(
                 tracing::warn!(partition = %tp.dir(), bytes = opened.truncated_bytes, "cut a torn or corrupt log tail");
             }
             let producers = producers?;
-            partitions.insert(tp, PartitionState::new(opened.log, producers));
+            let mut log = opened.log;
+            if let Some(&start) = topic.log_starts.get(&partition) {
+                // DeleteRecords: the start offset lives in the metadata log.
+                let _ = log.advance_log_start(start.min(log.log_end_offset()));
+            }
+            partitions.insert(tp, PartitionState::new(log, producers));
         }
     }
     remove_orphans(&*storage, &partitions).await;

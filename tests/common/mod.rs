@@ -1,6 +1,6 @@
 //! Test harness: a real gregor broker on an ephemeral 127.0.0.1 port, in-process (the same
 //! `runtime::serve` the binary runs, with real files) or as the `gregor` binary.
-#![allow(dead_code, clippy::disallowed_methods)]
+#![allow(dead_code, clippy::disallowed_methods, clippy::disallowed_types)]
 
 use gregor::config::BrokerConfig;
 use gregor::storage::FileStorage;

@@ -1,31 +1,38 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it.
 //! 1. unit, property and integration tests of every workspace crate (fuzz corpora run as tests);
-//! 2. the simulator: regression seeds, then a bounded sweep of fresh seeds.
+//! 2. the simulator: its own unit tests under madsim (simulated disk, runner), the regression
+//!    seeds, then a bounded sweep of fresh seeds.
 
 use std::process::Command;
 
-/// Seeds the bounded CI sweep covers per workload (a few minutes on 2 cores).
-const SWEEP_SEEDS: &str = "1..300";
+/// The bounded CI sweep: seeds per workload (well under a minute on 2 cores once built).
+const SWEEPS: &[(&str, &str)] = &[("log", "1..500"), ("broker", "1..500")];
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--no-sim");
     step("cargo", &["test", "--workspace", "--all-features"])?;
     if !quick {
+        eprintln!("==> (madsim) cargo test --release -p gregor-sim");
+        let status = super::sim::madsim_cargo()
+            .args(["test", "--release", "-p", "gregor-sim"])
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err(format!("simulator unit tests failed ({status})"));
+        }
         step("cargo", &["sim", "regressions"])?;
-        for workload in ["log", "broker"] {
-            step(
-                "cargo",
-                &[
-                    "sim",
-                    "sweep",
-                    "--seeds",
-                    SWEEP_SEEDS,
-                    "--workload",
-                    workload,
-                    "--jobs",
-                    "2",
-                ],
-            )?;
+        for (workload, seeds) in SWEEPS {
+            let args = [
+                "sim",
+                "sweep",
+                "--workload",
+                workload,
+                "--seeds",
+                seeds,
+                "--jobs",
+                "2",
+            ];
+            step("cargo", &args)?;
         }
     }
     Ok(())

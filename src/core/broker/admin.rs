@@ -403,7 +403,8 @@ impl Broker {
                                 name: key.to_string(),
                                 value: log.get(key),
                                 read_only: false,
-                                is_default: !is_override,
+                                // v0 only; later versions say it with config_source.
+                                is_default: ctx.api_version == 0 && !is_override,
                                 config_source: if is_override {
                                     SOURCE_TOPIC
                                 } else {
@@ -427,7 +428,7 @@ impl Broker {
                                 name: broker_key.to_string(),
                                 value: self.config.log.get(topic_key),
                                 read_only: true,
-                                is_default: true,
+                                is_default: ctx.api_version == 0,
                                 config_source: SOURCE_DEFAULT,
                                 ..Default::default()
                             });
@@ -442,7 +443,7 @@ impl Broker {
     }
 
     /// Appends `records` to the metadata log; applies them and sends `reply` once durable.
-    fn commit_metadata(
+    pub(super) fn commit_metadata(
         &mut self,
         records: Vec<MetadataRecord>,
         reply: Option<(ReplyTo, ResponseBody)>,
@@ -554,6 +555,37 @@ impl Broker {
                 }
             }
             MetadataRecord::ProducerIds { .. } => {}
+            MetadataRecord::LogStart {
+                name,
+                partition,
+                offset,
+            } => {
+                let tp = TopicPartition::new(name, *partition);
+                let Some(p) = self.partitions.get_mut(&tp) else {
+                    return;
+                };
+                if p.log.advance_log_start(*offset).is_err() {
+                    return;
+                }
+                // Segments wholly below the new start go now; retention would take them later.
+                let below: Vec<i64> = p
+                    .log
+                    .segments()
+                    .iter()
+                    .filter(|s| s.next_offset <= *offset)
+                    .map(|s| s.base_offset)
+                    .collect();
+                if let Some(&last) = below.last() {
+                    let ops = p.log.delete_segments_through(last);
+                    let end = p.log.log_end_offset();
+                    self.new_work(
+                        LogTarget::Partition(tp),
+                        end,
+                        super::WorkKind::Metadata,
+                        ops,
+                    );
+                }
+            }
         }
     }
 }

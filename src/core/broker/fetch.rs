@@ -53,7 +53,15 @@ impl Broker {
     pub(super) fn handle_fetch(&mut self, ctx: RequestContext, req: FetchRequest, now: Now) {
         let (reply, available) = self.build_fetch(ctx, &req);
         let wait = u64::try_from(req.max_wait_ms).unwrap_or(0);
-        if available >= req.min_bytes.max(1) as u64 || wait == 0 || reply.response.error_code != 0 {
+        // Errors are answered at once, as is enough data; otherwise wait (Kafka's delayed fetch).
+        let any_error = reply.response.error_code != 0
+            || reply
+                .response
+                .responses
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .any(|p| p.error_code != 0);
+        if available >= req.min_bytes.max(1) as u64 || wait == 0 || any_error {
             self.outputs.push_back(Output::Fetch(reply));
         } else {
             self.parked_fetches.push(ParkedFetch {

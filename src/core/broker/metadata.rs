@@ -27,6 +27,12 @@ pub enum MetadataRecord {
     RemoveTopic { name: String },
     /// Producer ids below `next` are taken (InitProducerId allocates from blocks).
     ProducerIds { next: i64 },
+    /// DeleteRecords moved a partition's log start offset.
+    LogStart {
+        name: String,
+        partition: i32,
+        offset: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +40,8 @@ pub struct TopicImage {
     pub id: Uuid,
     pub partitions: i32,
     pub configs: BTreeMap<String, String>,
+    /// Log start offsets set by DeleteRecords, per partition.
+    pub log_starts: BTreeMap<i32, i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,6 +62,7 @@ impl MetadataImage {
                     id: *id,
                     partitions: *partitions,
                     configs: BTreeMap::new(),
+                    log_starts: BTreeMap::new(),
                 };
                 self.topics.insert(name.clone(), topic);
             }
@@ -77,6 +86,16 @@ impl MetadataImage {
             MetadataRecord::ProducerIds { next } => {
                 self.next_producer_id = self.next_producer_id.max(*next);
             }
+            MetadataRecord::LogStart {
+                name,
+                partition,
+                offset,
+            } => {
+                if let Some(t) = self.topics.get_mut(name) {
+                    let start = t.log_starts.entry(*partition).or_insert(0);
+                    *start = (*start).max(*offset);
+                }
+            }
         }
     }
 
@@ -90,6 +109,7 @@ const PARTITIONS: u8 = 2;
 const CONFIG: u8 = 3;
 const REMOVE_TOPIC: u8 = 4;
 const PRODUCER_IDS: u8 = 5;
+const LOG_START: u8 = 6;
 
 impl MetadataRecord {
     /// Encodes as a record value: a type byte, then the fields in compact forms.
@@ -129,6 +149,16 @@ impl MetadataRecord {
                 b.put_u8(PRODUCER_IDS);
                 b.put_i64(*next);
             }
+            MetadataRecord::LogStart {
+                name,
+                partition,
+                offset,
+            } => {
+                b.put_u8(LOG_START);
+                put_str(&mut b, name);
+                b.put_i32(*partition);
+                b.put_i64(*offset);
+            }
         }
         b.freeze()
     }
@@ -155,6 +185,11 @@ impl MetadataRecord {
             },
             PRODUCER_IDS => MetadataRecord::ProducerIds {
                 next: p::read_i64(b)?,
+            },
+            LOG_START => MetadataRecord::LogStart {
+                name: p::read_string(b, true)?,
+                partition: p::read_i32(b)?,
+                offset: p::read_i64(b)?,
             },
             _ => return Err(p::DecodeError::Invalid("metadata record type")),
         })
@@ -186,15 +221,23 @@ pub fn encode_batch(records: &[MetadataRecord], now_ms: i64) -> bytes::BytesMut 
         .unwrap_or_default()
 }
 
+/// The metadata log's `max.message.bytes`: no batch, and no batch's records once decompressed,
+/// is larger.
+pub const MAX_BATCH_BYTES: usize = 128 << 20;
+
 /// Every metadata record in a stretch of the metadata log.
+///
+/// The bytes come back from disk: each batch's CRC is checked (sealed segments are not scanned
+/// on open), and records are decoded under [`MAX_BATCH_BYTES`], so a damaged batch is an error,
+/// never an allocation of whatever size its payload claims.
 pub fn decode_batches(data: &Bytes) -> Result<Vec<MetadataRecord>, String> {
     use crate::protocol::records::batch::RecordBatches;
     let mut out = Vec::new();
     for batch in RecordBatches::new(data.clone()) {
         let batch = batch.map_err(|e| e.to_string())?;
-        // Recovery cut any corrupt tail, so a bad CRC here is a damaged read: never replay it.
-        batch.verify_crc().map_err(|e| e.to_string())?;
-        for record in batch.records(usize::MAX).map_err(|e| e.to_string())? {
+        // validate() checks the CRC: a damaged read is an error, never replayed.
+        batch.validate().map_err(|e| e.to_string())?;
+        for record in batch.records(MAX_BATCH_BYTES).map_err(|e| e.to_string())? {
             let value = record.map_err(|e| e.to_string())?.value.unwrap_or_default();
             out.push(MetadataRecord::decode(value).map_err(|e| e.to_string())?);
         }
@@ -223,6 +266,11 @@ mod tests {
                 name: "t".into(),
                 partitions: 4,
             },
+            MetadataRecord::LogStart {
+                name: "t".into(),
+                partition: 2,
+                offset: 17,
+            },
             MetadataRecord::ProducerIds { next: 1000 },
         ];
         let mut image = MetadataImage::default();
@@ -234,6 +282,7 @@ mod tests {
         assert_eq!(image.topics["t"].partitions, 4);
         assert_eq!(image.topics["t"].configs["retention.ms"], "5");
         assert_eq!(image.next_producer_id, 1000);
+        assert_eq!(image.topics["t"].log_starts[&2], 17);
         image.apply(&MetadataRecord::RemoveTopic { name: "t".into() });
         assert!(image.topics.is_empty());
     }

@@ -54,8 +54,13 @@ pub enum LogOp {
     },
     /// Cut a file to `len` bytes.
     Truncate { file: LogFile, len: u64 },
-    /// fdatasync the segment's files: every write before this op is durable once it completes.
+    /// fdatasync the segment's three files: every write before this op is durable once it
+    /// completes. Issued when a segment is sealed: start-up trusts a sealed segment's indexes.
     Sync { base_offset: i64 },
+    /// fdatasync the active segment's `.log` only: the group commit of `flush`. Its indexes need
+    /// no sync, because recovery always rescans the last segment and rewrites them (a later
+    /// roll syncs all three files before the segment stops being the last).
+    SyncLog { base_offset: i64 },
     /// Remove the segment's files and sync the directory.
     DeleteSegment { base_offset: i64 },
 }
@@ -347,7 +352,7 @@ impl PartitionLog {
         self.unsynced_records = 0;
         self.last_flush_ms = now_ms;
         (
-            LogOp::Sync {
+            LogOp::SyncLog {
                 base_offset: self.active().base_offset,
             },
             self.log_end_offset(),

@@ -37,12 +37,20 @@ pub fn scan_segment(
             break;
         };
         let intact = Batch::parse(data.slice(pos..pos + len)).is_ok_and(|b| b.verify_crc().is_ok());
-        if !intact || header.base_offset != seg.next_offset {
+        // Offsets continue the batch before; a batch that claims to end before its base would
+        // move the log's next offset backwards and let offsets be reused.
+        if !intact || header.base_offset != seg.next_offset || header.last_offset_delta < 0 {
             break;
         }
-        let last_offset = header
+        // The offset after the batch must exist: a batch ending at i64::MAX leaves none.
+        let Some(next_offset) = header
             .base_offset
-            .saturating_add(i64::from(header.last_offset_delta));
+            .checked_add(i64::from(header.last_offset_delta))
+            .and_then(|last| last.checked_add(1))
+        else {
+            break;
+        };
+        let last_offset = next_offset - 1;
         let rel = |o: i64| u32::try_from(o - base_offset).ok();
         let (Some(rel_base), Some(rel_last)) = (rel(header.base_offset), rel(last_offset)) else {
             break;
@@ -63,7 +71,7 @@ pub fn scan_segment(
         }
         seg.size += len as u64;
         seg.bytes_since_index += len as u64;
-        seg.next_offset = last_offset + 1;
+        seg.next_offset = next_offset;
         pos += len;
     }
     let valid_len = pos as u64;
@@ -115,6 +123,11 @@ pub fn trim_to_offset(data: Bytes, offset: i64, max_bytes: usize, high_watermark
             .base_offset
             .saturating_add(i64::from(header.last_offset_delta));
         if last < offset {
+            // Offsets only grow in a log: a lower batch after the first one sent is damage, and
+            // skipping it would still send it inside the contiguous slice. Stop before it.
+            if start.is_some() {
+                break;
+            }
             pos += len;
             continue;
         }

@@ -52,7 +52,7 @@ fn apply(files: &mut BTreeMap<LogFile, Vec<u8>>, ops: &[LogOp]) {
             LogOp::Truncate { file, len } => {
                 files.entry(*file).or_default().truncate(*len as usize)
             }
-            LogOp::Sync { .. } => {}
+            LogOp::Sync { .. } | LogOp::SyncLog { .. } => {}
             LogOp::DeleteSegment { base_offset } => {
                 files.retain(|f, _| f.base_offset != *base_offset)
             }
@@ -66,15 +66,30 @@ fn offsets_are_dense_and_segments_roll_by_size() {
     let mut files = BTreeMap::new();
     apply(&mut files, &[op]);
     let mut expected = 0;
+    let mut rolls_synced = 0;
     for i in 0..40 {
         let appended = log.append(batch(3, 1000 + i), 0, 0).unwrap();
         assert_eq!(appended.base_offset, expected);
         assert_eq!(appended.last_offset, expected + 2);
         expected += 3;
+        // A roll seals the old segment with a sync of all its files (start-up trusts a sealed
+        // segment's indexes), before the new segment exists.
+        if let Some(at) = appended
+            .ops
+            .iter()
+            .position(|op| matches!(op, LogOp::CreateSegment { .. }))
+        {
+            let sealed = log.segments()[log.segments().len() - 2].base_offset;
+            assert!(appended.ops[..at].contains(&LogOp::Sync {
+                base_offset: sealed
+            }));
+            rolls_synced += 1;
+        }
         apply(&mut files, &appended.ops);
     }
     assert_eq!(log.log_end_offset(), 120);
     assert!(log.segments().len() > 3, "rolled at segment.bytes");
+    assert_eq!(rolls_synced, log.segments().len() - 1);
     for s in log.segments() {
         assert!(s.size <= 1000 || s.next_offset - s.base_offset == 3);
         let data = &files[&s.file(FileKind::Log)];
@@ -248,7 +263,7 @@ fn flush_policy_and_sync_tracking() {
     log.append(batch(1, 0), 0, 0).unwrap();
     assert!(log.flush_due(0), "flush.messages=1");
     let (op, upto) = log.flush(0);
-    assert_eq!(op, LogOp::Sync { base_offset: 0 });
+    assert_eq!(op, LogOp::SyncLog { base_offset: 0 });
     assert_eq!(upto, 1);
     assert_eq!(
         log.synced_offset(),
@@ -287,4 +302,46 @@ fn oversized_and_corrupt_batches_are_refused() {
     let (mut log, _) = PartitionLog::create(config(), 0);
     assert!(log.append(BytesMut::from(&b"garbage"[..]), 0, 0).is_err());
     assert_eq!(log.log_end_offset(), 0);
+}
+
+/// A batch with these offsets and a correct CRC.
+fn batch_at(base_offset: i64, records: usize) -> Vec<u8> {
+    let mut b = BatchBuilder::new(Compression::None).with_base_offset(base_offset);
+    for i in 0..records {
+        b.push(1, None, Some(Bytes::from(format!("v{i}"))), vec![])
+            .unwrap();
+    }
+    b.build().unwrap().to_vec()
+}
+
+#[test]
+fn trim_stops_at_a_batch_below_the_offset_after_the_start() {
+    // Found by fuzzing (log_segment): damaged data with offsets going back.
+    let data: Vec<u8> = [batch_at(10, 2), batch_at(0, 1), batch_at(20, 1)].concat();
+    let first = batch_at(10, 2).len();
+    let sent = trim_to_offset(Bytes::from(data), 5, 10_000, 100);
+    assert_eq!(sent.len(), first);
+}
+
+#[test]
+fn recovery_stops_at_a_batch_ending_before_it_starts() {
+    // Found by fuzzing (log_segment): a negative last offset delta moved next_offset back.
+    let good = batch_at(0, 2);
+    let mut bad = batch_at(2, 1);
+    bad[23..27].copy_from_slice(&(-2i32).to_be_bytes()); // last offset delta
+    let crc = crc32c::crc32c(&bad[21..]);
+    bad[17..21].copy_from_slice(&crc.to_be_bytes());
+    let data = Bytes::from([good.clone(), bad].concat());
+    let scanned = scan_segment(0, &data, 4096, 0);
+    assert_eq!(scanned.valid_len, good.len() as u64);
+    assert_eq!(scanned.segment.next_offset, 2);
+}
+
+#[test]
+fn recovery_stops_at_a_batch_ending_at_the_largest_offset() {
+    // A segment named for offset i64::MAX holding a batch there has no next offset.
+    let data = Bytes::from(batch_at(i64::MAX, 1));
+    let scanned = scan_segment(i64::MAX, &data, 4096, 0);
+    assert_eq!(scanned.valid_len, 0);
+    assert_eq!(scanned.segment.next_offset, i64::MAX);
 }

@@ -1482,6 +1482,116 @@ impl RequestBody {
         }
     }
 
+    /// The request of `api_key` with every field at its default.
+    pub fn default_for(api_key: ApiKey) -> Self {
+        match api_key {
+            ApiKey::Produce => Self::Produce(Default::default()),
+            ApiKey::Fetch => Self::Fetch(Default::default()),
+            ApiKey::ListOffsets => Self::ListOffsets(Default::default()),
+            ApiKey::Metadata => Self::Metadata(Default::default()),
+            ApiKey::LeaderAndIsr => Self::LeaderAndIsr(Default::default()),
+            ApiKey::StopReplica => Self::StopReplica(Default::default()),
+            ApiKey::UpdateMetadata => Self::UpdateMetadata(Default::default()),
+            ApiKey::ControlledShutdown => Self::ControlledShutdown(Default::default()),
+            ApiKey::OffsetCommit => Self::OffsetCommit(Default::default()),
+            ApiKey::OffsetFetch => Self::OffsetFetch(Default::default()),
+            ApiKey::FindCoordinator => Self::FindCoordinator(Default::default()),
+            ApiKey::JoinGroup => Self::JoinGroup(Default::default()),
+            ApiKey::Heartbeat => Self::Heartbeat(Default::default()),
+            ApiKey::LeaveGroup => Self::LeaveGroup(Default::default()),
+            ApiKey::SyncGroup => Self::SyncGroup(Default::default()),
+            ApiKey::DescribeGroups => Self::DescribeGroups(Default::default()),
+            ApiKey::ListGroups => Self::ListGroups(Default::default()),
+            ApiKey::SaslHandshake => Self::SaslHandshake(Default::default()),
+            ApiKey::ApiVersions => Self::ApiVersions(Default::default()),
+            ApiKey::CreateTopics => Self::CreateTopics(Default::default()),
+            ApiKey::DeleteTopics => Self::DeleteTopics(Default::default()),
+            ApiKey::DeleteRecords => Self::DeleteRecords(Default::default()),
+            ApiKey::InitProducerId => Self::InitProducerId(Default::default()),
+            ApiKey::OffsetForLeaderEpoch => Self::OffsetForLeaderEpoch(Default::default()),
+            ApiKey::AddPartitionsToTxn => Self::AddPartitionsToTxn(Default::default()),
+            ApiKey::AddOffsetsToTxn => Self::AddOffsetsToTxn(Default::default()),
+            ApiKey::EndTxn => Self::EndTxn(Default::default()),
+            ApiKey::WriteTxnMarkers => Self::WriteTxnMarkers(Default::default()),
+            ApiKey::TxnOffsetCommit => Self::TxnOffsetCommit(Default::default()),
+            ApiKey::DescribeAcls => Self::DescribeAcls(Default::default()),
+            ApiKey::CreateAcls => Self::CreateAcls(Default::default()),
+            ApiKey::DeleteAcls => Self::DeleteAcls(Default::default()),
+            ApiKey::DescribeConfigs => Self::DescribeConfigs(Default::default()),
+            ApiKey::AlterConfigs => Self::AlterConfigs(Default::default()),
+            ApiKey::AlterReplicaLogDirs => Self::AlterReplicaLogDirs(Default::default()),
+            ApiKey::DescribeLogDirs => Self::DescribeLogDirs(Default::default()),
+            ApiKey::SaslAuthenticate => Self::SaslAuthenticate(Default::default()),
+            ApiKey::CreatePartitions => Self::CreatePartitions(Default::default()),
+            ApiKey::CreateDelegationToken => Self::CreateDelegationToken(Default::default()),
+            ApiKey::RenewDelegationToken => Self::RenewDelegationToken(Default::default()),
+            ApiKey::ExpireDelegationToken => Self::ExpireDelegationToken(Default::default()),
+            ApiKey::DescribeDelegationToken => Self::DescribeDelegationToken(Default::default()),
+            ApiKey::DeleteGroups => Self::DeleteGroups(Default::default()),
+            ApiKey::ElectLeaders => Self::ElectLeaders(Default::default()),
+            ApiKey::IncrementalAlterConfigs => Self::IncrementalAlterConfigs(Default::default()),
+            ApiKey::AlterPartitionReassignments => {
+                Self::AlterPartitionReassignments(Default::default())
+            }
+            ApiKey::ListPartitionReassignments => {
+                Self::ListPartitionReassignments(Default::default())
+            }
+            ApiKey::OffsetDelete => Self::OffsetDelete(Default::default()),
+            ApiKey::DescribeClientQuotas => Self::DescribeClientQuotas(Default::default()),
+            ApiKey::AlterClientQuotas => Self::AlterClientQuotas(Default::default()),
+            ApiKey::DescribeUserScramCredentials => {
+                Self::DescribeUserScramCredentials(Default::default())
+            }
+            ApiKey::AlterUserScramCredentials => {
+                Self::AlterUserScramCredentials(Default::default())
+            }
+            ApiKey::Vote => Self::Vote(Default::default()),
+            ApiKey::BeginQuorumEpoch => Self::BeginQuorumEpoch(Default::default()),
+            ApiKey::EndQuorumEpoch => Self::EndQuorumEpoch(Default::default()),
+            ApiKey::DescribeQuorum => Self::DescribeQuorum(Default::default()),
+            ApiKey::AlterPartition => Self::AlterPartition(Default::default()),
+            ApiKey::UpdateFeatures => Self::UpdateFeatures(Default::default()),
+            ApiKey::Envelope => Self::Envelope(Default::default()),
+            ApiKey::FetchSnapshot => Self::FetchSnapshot(Default::default()),
+            ApiKey::DescribeCluster => Self::DescribeCluster(Default::default()),
+            ApiKey::DescribeProducers => Self::DescribeProducers(Default::default()),
+            ApiKey::BrokerRegistration => Self::BrokerRegistration(Default::default()),
+            ApiKey::BrokerHeartbeat => Self::BrokerHeartbeat(Default::default()),
+            ApiKey::UnregisterBroker => Self::UnregisterBroker(Default::default()),
+            ApiKey::DescribeTransactions => Self::DescribeTransactions(Default::default()),
+            ApiKey::ListTransactions => Self::ListTransactions(Default::default()),
+            ApiKey::AllocateProducerIds => Self::AllocateProducerIds(Default::default()),
+            ApiKey::ConsumerGroupHeartbeat => Self::ConsumerGroupHeartbeat(Default::default()),
+            ApiKey::ConsumerGroupDescribe => Self::ConsumerGroupDescribe(Default::default()),
+            ApiKey::ControllerRegistration => Self::ControllerRegistration(Default::default()),
+            ApiKey::GetTelemetrySubscriptions => {
+                Self::GetTelemetrySubscriptions(Default::default())
+            }
+            ApiKey::PushTelemetry => Self::PushTelemetry(Default::default()),
+            ApiKey::AssignReplicasToDirs => Self::AssignReplicasToDirs(Default::default()),
+            ApiKey::ListClientMetricsResources => {
+                Self::ListClientMetricsResources(Default::default())
+            }
+            ApiKey::DescribeTopicPartitions => Self::DescribeTopicPartitions(Default::default()),
+            ApiKey::ShareGroupHeartbeat => Self::ShareGroupHeartbeat(Default::default()),
+            ApiKey::ShareGroupDescribe => Self::ShareGroupDescribe(Default::default()),
+            ApiKey::ShareFetch => Self::ShareFetch(Default::default()),
+            ApiKey::ShareAcknowledge => Self::ShareAcknowledge(Default::default()),
+            ApiKey::AddRaftVoter => Self::AddRaftVoter(Default::default()),
+            ApiKey::RemoveRaftVoter => Self::RemoveRaftVoter(Default::default()),
+            ApiKey::UpdateRaftVoter => Self::UpdateRaftVoter(Default::default()),
+            ApiKey::InitializeShareGroupState => {
+                Self::InitializeShareGroupState(Default::default())
+            }
+            ApiKey::ReadShareGroupState => Self::ReadShareGroupState(Default::default()),
+            ApiKey::WriteShareGroupState => Self::WriteShareGroupState(Default::default()),
+            ApiKey::DeleteShareGroupState => Self::DeleteShareGroupState(Default::default()),
+            ApiKey::ReadShareGroupStateSummary => {
+                Self::ReadShareGroupStateSummary(Default::default())
+            }
+        }
+    }
+
     pub fn api_key(&self) -> ApiKey {
         match self {
             Self::Produce(_) => ApiKey::Produce,
@@ -2538,6 +2648,116 @@ impl ResponseBody {
             Self::WriteShareGroupState(m) => m.compute_size(version),
             Self::DeleteShareGroupState(m) => m.compute_size(version),
             Self::ReadShareGroupStateSummary(m) => m.compute_size(version),
+        }
+    }
+
+    /// The response of `api_key` with every field at its default.
+    pub fn default_for(api_key: ApiKey) -> Self {
+        match api_key {
+            ApiKey::Produce => Self::Produce(Default::default()),
+            ApiKey::Fetch => Self::Fetch(Default::default()),
+            ApiKey::ListOffsets => Self::ListOffsets(Default::default()),
+            ApiKey::Metadata => Self::Metadata(Default::default()),
+            ApiKey::LeaderAndIsr => Self::LeaderAndIsr(Default::default()),
+            ApiKey::StopReplica => Self::StopReplica(Default::default()),
+            ApiKey::UpdateMetadata => Self::UpdateMetadata(Default::default()),
+            ApiKey::ControlledShutdown => Self::ControlledShutdown(Default::default()),
+            ApiKey::OffsetCommit => Self::OffsetCommit(Default::default()),
+            ApiKey::OffsetFetch => Self::OffsetFetch(Default::default()),
+            ApiKey::FindCoordinator => Self::FindCoordinator(Default::default()),
+            ApiKey::JoinGroup => Self::JoinGroup(Default::default()),
+            ApiKey::Heartbeat => Self::Heartbeat(Default::default()),
+            ApiKey::LeaveGroup => Self::LeaveGroup(Default::default()),
+            ApiKey::SyncGroup => Self::SyncGroup(Default::default()),
+            ApiKey::DescribeGroups => Self::DescribeGroups(Default::default()),
+            ApiKey::ListGroups => Self::ListGroups(Default::default()),
+            ApiKey::SaslHandshake => Self::SaslHandshake(Default::default()),
+            ApiKey::ApiVersions => Self::ApiVersions(Default::default()),
+            ApiKey::CreateTopics => Self::CreateTopics(Default::default()),
+            ApiKey::DeleteTopics => Self::DeleteTopics(Default::default()),
+            ApiKey::DeleteRecords => Self::DeleteRecords(Default::default()),
+            ApiKey::InitProducerId => Self::InitProducerId(Default::default()),
+            ApiKey::OffsetForLeaderEpoch => Self::OffsetForLeaderEpoch(Default::default()),
+            ApiKey::AddPartitionsToTxn => Self::AddPartitionsToTxn(Default::default()),
+            ApiKey::AddOffsetsToTxn => Self::AddOffsetsToTxn(Default::default()),
+            ApiKey::EndTxn => Self::EndTxn(Default::default()),
+            ApiKey::WriteTxnMarkers => Self::WriteTxnMarkers(Default::default()),
+            ApiKey::TxnOffsetCommit => Self::TxnOffsetCommit(Default::default()),
+            ApiKey::DescribeAcls => Self::DescribeAcls(Default::default()),
+            ApiKey::CreateAcls => Self::CreateAcls(Default::default()),
+            ApiKey::DeleteAcls => Self::DeleteAcls(Default::default()),
+            ApiKey::DescribeConfigs => Self::DescribeConfigs(Default::default()),
+            ApiKey::AlterConfigs => Self::AlterConfigs(Default::default()),
+            ApiKey::AlterReplicaLogDirs => Self::AlterReplicaLogDirs(Default::default()),
+            ApiKey::DescribeLogDirs => Self::DescribeLogDirs(Default::default()),
+            ApiKey::SaslAuthenticate => Self::SaslAuthenticate(Default::default()),
+            ApiKey::CreatePartitions => Self::CreatePartitions(Default::default()),
+            ApiKey::CreateDelegationToken => Self::CreateDelegationToken(Default::default()),
+            ApiKey::RenewDelegationToken => Self::RenewDelegationToken(Default::default()),
+            ApiKey::ExpireDelegationToken => Self::ExpireDelegationToken(Default::default()),
+            ApiKey::DescribeDelegationToken => Self::DescribeDelegationToken(Default::default()),
+            ApiKey::DeleteGroups => Self::DeleteGroups(Default::default()),
+            ApiKey::ElectLeaders => Self::ElectLeaders(Default::default()),
+            ApiKey::IncrementalAlterConfigs => Self::IncrementalAlterConfigs(Default::default()),
+            ApiKey::AlterPartitionReassignments => {
+                Self::AlterPartitionReassignments(Default::default())
+            }
+            ApiKey::ListPartitionReassignments => {
+                Self::ListPartitionReassignments(Default::default())
+            }
+            ApiKey::OffsetDelete => Self::OffsetDelete(Default::default()),
+            ApiKey::DescribeClientQuotas => Self::DescribeClientQuotas(Default::default()),
+            ApiKey::AlterClientQuotas => Self::AlterClientQuotas(Default::default()),
+            ApiKey::DescribeUserScramCredentials => {
+                Self::DescribeUserScramCredentials(Default::default())
+            }
+            ApiKey::AlterUserScramCredentials => {
+                Self::AlterUserScramCredentials(Default::default())
+            }
+            ApiKey::Vote => Self::Vote(Default::default()),
+            ApiKey::BeginQuorumEpoch => Self::BeginQuorumEpoch(Default::default()),
+            ApiKey::EndQuorumEpoch => Self::EndQuorumEpoch(Default::default()),
+            ApiKey::DescribeQuorum => Self::DescribeQuorum(Default::default()),
+            ApiKey::AlterPartition => Self::AlterPartition(Default::default()),
+            ApiKey::UpdateFeatures => Self::UpdateFeatures(Default::default()),
+            ApiKey::Envelope => Self::Envelope(Default::default()),
+            ApiKey::FetchSnapshot => Self::FetchSnapshot(Default::default()),
+            ApiKey::DescribeCluster => Self::DescribeCluster(Default::default()),
+            ApiKey::DescribeProducers => Self::DescribeProducers(Default::default()),
+            ApiKey::BrokerRegistration => Self::BrokerRegistration(Default::default()),
+            ApiKey::BrokerHeartbeat => Self::BrokerHeartbeat(Default::default()),
+            ApiKey::UnregisterBroker => Self::UnregisterBroker(Default::default()),
+            ApiKey::DescribeTransactions => Self::DescribeTransactions(Default::default()),
+            ApiKey::ListTransactions => Self::ListTransactions(Default::default()),
+            ApiKey::AllocateProducerIds => Self::AllocateProducerIds(Default::default()),
+            ApiKey::ConsumerGroupHeartbeat => Self::ConsumerGroupHeartbeat(Default::default()),
+            ApiKey::ConsumerGroupDescribe => Self::ConsumerGroupDescribe(Default::default()),
+            ApiKey::ControllerRegistration => Self::ControllerRegistration(Default::default()),
+            ApiKey::GetTelemetrySubscriptions => {
+                Self::GetTelemetrySubscriptions(Default::default())
+            }
+            ApiKey::PushTelemetry => Self::PushTelemetry(Default::default()),
+            ApiKey::AssignReplicasToDirs => Self::AssignReplicasToDirs(Default::default()),
+            ApiKey::ListClientMetricsResources => {
+                Self::ListClientMetricsResources(Default::default())
+            }
+            ApiKey::DescribeTopicPartitions => Self::DescribeTopicPartitions(Default::default()),
+            ApiKey::ShareGroupHeartbeat => Self::ShareGroupHeartbeat(Default::default()),
+            ApiKey::ShareGroupDescribe => Self::ShareGroupDescribe(Default::default()),
+            ApiKey::ShareFetch => Self::ShareFetch(Default::default()),
+            ApiKey::ShareAcknowledge => Self::ShareAcknowledge(Default::default()),
+            ApiKey::AddRaftVoter => Self::AddRaftVoter(Default::default()),
+            ApiKey::RemoveRaftVoter => Self::RemoveRaftVoter(Default::default()),
+            ApiKey::UpdateRaftVoter => Self::UpdateRaftVoter(Default::default()),
+            ApiKey::InitializeShareGroupState => {
+                Self::InitializeShareGroupState(Default::default())
+            }
+            ApiKey::ReadShareGroupState => Self::ReadShareGroupState(Default::default()),
+            ApiKey::WriteShareGroupState => Self::WriteShareGroupState(Default::default()),
+            ApiKey::DeleteShareGroupState => Self::DeleteShareGroupState(Default::default()),
+            ApiKey::ReadShareGroupStateSummary => {
+                Self::ReadShareGroupStateSummary(Default::default())
+            }
         }
     }
 

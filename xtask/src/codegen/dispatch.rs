@@ -245,6 +245,16 @@ fn emit_body(out: &mut String, apis: &[Api<'_>], kind: Kind) {
     }
     out.push_str("} }\n\n");
 
+    let _ = write!(
+        out,
+        "/// The {what} of `api_key` with every field at its default.\n\
+         pub fn default_for(api_key: ApiKey) -> Self {{ match api_key {{"
+    );
+    for a in apis {
+        let _ = write!(out, "ApiKey::{0} => Self::{0}(Default::default()),", a.name);
+    }
+    out.push_str("} }\n\n");
+
     out.push_str("pub fn api_key(&self) -> ApiKey { match self {");
     for a in apis {
         let _ = write!(out, "Self::{0}(_) => ApiKey::{0},", a.name);

@@ -1,0 +1,6 @@
+#![no_main]
+//! See `gregor::fuzzing::record_batch` for the input layout and the properties checked.
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| gregor::fuzzing::record_batch(data));

@@ -1,0 +1,483 @@
+//! Broker machine tests: requests in, outputs checked as data, storage completions fed back by
+//! hand. No runtime, no files.
+
+use super::*;
+use crate::core::log::LogOp;
+use crate::protocol::generated::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+use crate::protocol::generated::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
+use crate::protocol::generated::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig, IncrementalAlterConfigsRequest,
+};
+use crate::protocol::generated::produce_request::{
+    PartitionProduceData, ProduceRequest, TopicProduceData,
+};
+use crate::protocol::records::builder::BatchBuilder;
+use crate::protocol::records::compression::Compression;
+use bytes::Bytes;
+
+struct Harness {
+    broker: Broker,
+    now: Now,
+    seq: u64,
+    /// Storage work emitted and not yet completed, in order.
+    work: Vec<(WorkId, LogTarget, Vec<LogOp>)>,
+    responses: Vec<(ReplyTo, Option<ResponseBody>)>,
+    fetches: Vec<fetch::FetchReply>,
+}
+
+impl Harness {
+    fn new() -> Harness {
+        let (metadata_log, _) = PartitionLog::create(LogConfig::default(), 0);
+        let broker = Broker::new(
+            BrokerConfig::default(),
+            "test-cluster".into(),
+            MetadataImage::default(),
+            metadata_log,
+            BTreeMap::new(),
+            7,
+        );
+        Harness {
+            broker,
+            now: Now::default(),
+            seq: 0,
+            work: vec![],
+            responses: vec![],
+            fetches: vec![],
+        }
+    }
+
+    fn request(&mut self, api_key: i16, api_version: i16, body: RequestBody) -> ReplyTo {
+        self.seq += 1;
+        let reply = ReplyTo {
+            conn: 1,
+            seq: self.seq,
+        };
+        self.broker.handle_request(
+            RequestContext {
+                reply,
+                api_key,
+                api_version,
+            },
+            body,
+            self.now,
+        );
+        self.drain();
+        reply
+    }
+
+    fn drain(&mut self) {
+        while let Some(out) = self.broker.poll_output() {
+            match out {
+                Output::Respond { reply, body } => self.responses.push((reply, Some(body))),
+                Output::NoResponse { reply } => self.responses.push((reply, None)),
+                Output::Close { reply } => panic!("connection {reply:?} closed"),
+                Output::Storage { work, target, ops } => self.work.push((work, target, ops)),
+                Output::Fetch(f) => self.fetches.push(f),
+                Output::RemoveLog { .. } => {}
+            }
+        }
+    }
+
+    /// Completes the oldest pending storage work.
+    fn complete_one(&mut self, ok: bool) -> Vec<LogOp> {
+        let (id, _, ops) = self.work.remove(0);
+        self.broker.handle_storage_done(id, ok, self.now);
+        self.drain();
+        ops
+    }
+
+    fn complete_all(&mut self) {
+        while !self.work.is_empty() {
+            self.complete_one(true);
+        }
+    }
+
+    fn response(&self, reply: ReplyTo) -> Option<&Option<ResponseBody>> {
+        self.responses
+            .iter()
+            .find(|(r, _)| *r == reply)
+            .map(|(_, b)| b)
+    }
+
+    fn create_topic(&mut self, name: &str, partitions: i32) {
+        let req = CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: name.into(),
+                num_partitions: partitions,
+                replication_factor: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let reply = self.request(19, 7, RequestBody::CreateTopics(req));
+        self.complete_all();
+        let Some(Some(ResponseBody::CreateTopics(r))) = self.response(reply) else {
+            panic!("no CreateTopics answer")
+        };
+        assert_eq!(r.topics[0].error_code, 0);
+    }
+
+    fn produce(&mut self, topic: &str, partition: i32, acks: i16, records: Bytes) -> ReplyTo {
+        let req = ProduceRequest {
+            acks,
+            timeout_ms: 1000,
+            topic_data: vec![TopicProduceData {
+                name: topic.into(),
+                partition_data: vec![PartitionProduceData {
+                    index: partition,
+                    records: Some(records),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        self.request(0, 9, RequestBody::Produce(req))
+    }
+}
+
+fn batch(n: usize) -> Bytes {
+    let mut b = BatchBuilder::new(Compression::None);
+    for i in 0..n {
+        b.push(1000, None, Some(Bytes::from(format!("v{i}"))), vec![])
+            .unwrap();
+    }
+    b.build().unwrap()
+}
+
+fn produce_answer(h: &Harness, reply: ReplyTo) -> (i16, i64) {
+    let Some(Some(ResponseBody::Produce(r))) = h.response(reply) else {
+        panic!("no produce answer")
+    };
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+#[test]
+fn a_topic_exists_only_once_its_metadata_record_is_durable() {
+    let mut h = Harness::new();
+    let req = CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: "t".into(),
+            num_partitions: 2,
+            replication_factor: -1,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let reply = h.request(19, 7, RequestBody::CreateTopics(req));
+    assert!(
+        h.response(reply).is_none(),
+        "no answer before the metadata log synced"
+    );
+    assert!(h.broker.image().topics.is_empty());
+    h.complete_one(true);
+    assert!(h.response(reply).is_some());
+    assert_eq!(h.broker.image().topics["t"].partitions, 2);
+    // The partition logs' first segments are created next.
+    assert!(h
+        .work
+        .iter()
+        .all(|(_, _, ops)| matches!(ops[0], LogOp::CreateSegment { base_offset: 0 })));
+    assert_eq!(h.work.len(), 2);
+}
+
+#[test]
+fn acks_all_waits_for_the_sync_and_acks_1_for_the_write() {
+    let mut h = Harness::new();
+    h.create_topic("t", 1);
+    let all = h.produce("t", 0, -1, batch(3));
+    assert_eq!(h.work.len(), 2, "a write, then a sync (flush.messages=1)");
+    h.complete_one(true); // the write
+    assert!(
+        h.response(all).is_none(),
+        "acks=all is not answered before the sync"
+    );
+    h.complete_one(true); // the sync
+    assert_eq!(produce_answer(&h, all), (0, 0));
+
+    let one = h.produce("t", 0, 1, batch(2));
+    h.complete_one(true); // the write
+    assert_eq!(
+        produce_answer(&h, one),
+        (0, 3),
+        "acks=1 is answered after the write"
+    );
+    // Group commit: a second sync waits for the one in flight and covers everything after it.
+    let a = h.produce("t", 0, -1, batch(1));
+    let b = h.produce("t", 0, -1, batch(1));
+    h.complete_all();
+    assert_eq!(produce_answer(&h, a), (0, 5));
+    assert_eq!(produce_answer(&h, b), (0, 6));
+    assert_eq!(
+        h.broker
+            .partition(&TopicPartition::new("t", 0))
+            .unwrap()
+            .high_watermark(),
+        7
+    );
+
+    let zero = h.produce("t", 0, 0, batch(1));
+    assert_eq!(h.response(zero), Some(&None), "acks=0 gets no response");
+}
+
+#[test]
+fn bad_batches_and_unknown_partitions_get_kafka_errors() {
+    let mut h = Harness::new();
+    h.create_topic("t", 1);
+    let mut corrupt = batch(2).to_vec();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    let r = h.produce("t", 0, -1, Bytes::from(corrupt));
+    assert_eq!(produce_answer(&h, r).0, ErrorCode::CorruptMessage.code());
+    let r = h.produce("t", 5, -1, batch(1));
+    assert_eq!(
+        produce_answer(&h, r).0,
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
+    let r = h.produce("t", 0, 2, batch(1));
+    assert_eq!(
+        produce_answer(&h, r).0,
+        ErrorCode::InvalidRequiredAcks.code()
+    );
+    // Larger than max.message.bytes (1 MiB by default).
+    let mut big = BatchBuilder::new(Compression::None);
+    big.push(1000, None, Some(Bytes::from(vec![7u8; 2 << 20])), vec![])
+        .unwrap();
+    let r = h.produce("t", 0, -1, big.build().unwrap());
+    assert_eq!(produce_answer(&h, r).0, ErrorCode::MessageTooLarge.code());
+    assert!(h.work.is_empty(), "nothing was written");
+}
+
+#[test]
+fn an_idempotent_retry_is_answered_with_the_original_offset() {
+    let mut h = Harness::new();
+    h.create_topic("t", 1);
+    let idem = |seq: i32, n: usize| {
+        let mut b = BatchBuilder::new(Compression::None).with_producer(42, 0, seq);
+        for i in 0..n {
+            b.push(1000, None, Some(Bytes::from(format!("v{i}"))), vec![])
+                .unwrap();
+        }
+        b.build().unwrap()
+    };
+    let first = h.produce("t", 0, -1, idem(0, 5));
+    h.complete_all();
+    assert_eq!(produce_answer(&h, first), (0, 0));
+    let retry = h.produce("t", 0, -1, idem(0, 5));
+    assert!(h.work.is_empty(), "a duplicate is not written again");
+    assert_eq!(produce_answer(&h, retry), (0, 0));
+    let gap = h.produce("t", 0, -1, idem(9, 1));
+    assert_eq!(
+        produce_answer(&h, gap).0,
+        ErrorCode::OutOfOrderSequenceNumber.code()
+    );
+    let next = h.produce("t", 0, -1, idem(5, 1));
+    h.complete_all();
+    assert_eq!(produce_answer(&h, next), (0, 5));
+}
+
+#[test]
+fn a_failed_sync_takes_the_partition_offline() {
+    let mut h = Harness::new();
+    h.create_topic("t", 1);
+    let r = h.produce("t", 0, -1, batch(1));
+    h.complete_one(true);
+    h.complete_one(false);
+    assert_eq!(produce_answer(&h, r).0, ErrorCode::KafkaStorageError.code());
+    let again = h.produce("t", 0, -1, batch(1));
+    assert_eq!(
+        produce_answer(&h, again).0,
+        ErrorCode::KafkaStorageError.code()
+    );
+}
+
+#[test]
+fn an_empty_fetch_waits_for_data_or_its_deadline() {
+    let mut h = Harness::new();
+    h.create_topic("t", 1);
+    let fetch = |offset: i64| FetchRequest {
+        max_wait_ms: 500,
+        min_bytes: 1,
+        max_bytes: 1 << 20,
+        topics: vec![FetchTopic {
+            topic: "t".into(),
+            partitions: vec![FetchPartition {
+                partition: 0,
+                fetch_offset: offset,
+                partition_max_bytes: 1 << 20,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    h.request(1, 12, RequestBody::Fetch(fetch(0)));
+    assert!(h.fetches.is_empty(), "parked: nothing to read");
+    assert_eq!(h.broker.next_deadline(), Some(Instant(500)));
+    h.produce("t", 0, -1, batch(2));
+    h.complete_one(true);
+    assert!(
+        h.fetches.is_empty(),
+        "written but not durable: not visible yet"
+    );
+    h.complete_one(true);
+    assert_eq!(h.fetches.len(), 1, "woken by the sync");
+    let f = h.fetches.remove(0);
+    assert_eq!(f.reads.len(), 1);
+    assert_eq!(f.reads[0].high_watermark, 2);
+    // At the end of the log, the deadline answers with nothing.
+    h.request(1, 12, RequestBody::Fetch(fetch(2)));
+    assert!(h.fetches.is_empty());
+    h.now.mono = Instant(600);
+    h.broker.handle_timeout(h.now);
+    h.drain();
+    assert_eq!(h.fetches.len(), 1);
+    assert!(h.fetches[0].reads.is_empty());
+    // Past the end: OFFSET_OUT_OF_RANGE at once.
+    h.request(1, 12, RequestBody::Fetch(fetch(9)));
+    let err = h.fetches.last().unwrap().response.responses[0].partitions[0].error_code;
+    assert_eq!(err, ErrorCode::OffsetOutOfRange.code());
+}
+
+#[test]
+fn incremental_alter_configs_sets_and_deletes_overrides() {
+    let mut h = Harness::new();
+    h.create_topic("t", 1);
+    let alter = |ops: Vec<(&str, i8, Option<&str>)>| IncrementalAlterConfigsRequest {
+        resources: vec![AlterConfigsResource {
+            resource_type: 2,
+            resource_name: "t".into(),
+            configs: ops
+                .into_iter()
+                .map(|(n, op, v)| AlterableConfig {
+                    name: n.into(),
+                    config_operation: op,
+                    value: v.map(Into::into),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let r = h.request(
+        44,
+        1,
+        RequestBody::IncrementalAlterConfigs(alter(vec![("retention.ms", 0, Some("5000"))])),
+    );
+    h.complete_all();
+    assert!(h.response(r).is_some());
+    assert_eq!(
+        h.broker
+            .partition(&TopicPartition::new("t", 0))
+            .unwrap()
+            .log
+            .config()
+            .retention_ms,
+        5000
+    );
+    let r = h.request(
+        44,
+        1,
+        RequestBody::IncrementalAlterConfigs(alter(vec![("retention.ms", 0, Some("x"))])),
+    );
+    let Some(Some(ResponseBody::IncrementalAlterConfigs(resp))) = h.response(r) else {
+        panic!()
+    };
+    assert_eq!(
+        resp.responses[0].error_code,
+        ErrorCode::InvalidConfig.code()
+    );
+    h.request(
+        44,
+        1,
+        RequestBody::IncrementalAlterConfigs(alter(vec![("retention.ms", 1, None)])),
+    );
+    h.complete_all();
+    assert_eq!(
+        h.broker
+            .partition(&TopicPartition::new("t", 0))
+            .unwrap()
+            .log
+            .config()
+            .retention_ms,
+        LogConfig::default().retention_ms
+    );
+}
+
+/// A failed metadata log sync stops the broker (found by the simulator).
+mod metadata_faults {
+    use super::*;
+    use crate::protocol::generated::create_topics_request::{CreatableTopic, CreateTopicsRequest};
+
+    fn broker() -> Broker {
+        let (metadata_log, _) = PartitionLog::create(LogConfig::default(), 0);
+        Broker::new(
+            BrokerConfig::default(),
+            "cluster".into(),
+            MetadataImage::default(),
+            metadata_log,
+            BTreeMap::new(),
+            1,
+        )
+    }
+
+    fn create_topic(broker: &mut Broker) -> WorkId {
+        let ctx = RequestContext {
+            reply: ReplyTo { conn: 1, seq: 1 },
+            api_key: 19,
+            api_version: 5,
+        };
+        let request = CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: "t".into(),
+                num_partitions: 1,
+                replication_factor: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        broker.handle_request(ctx, RequestBody::CreateTopics(request), Now::default());
+        let mut work = None;
+        while let Some(out) = broker.poll_output() {
+            match out {
+                Output::Storage {
+                    work: id,
+                    target: LogTarget::Metadata,
+                    ..
+                } => work = Some(id),
+                other => panic!("unexpected output before the metadata is durable: {other:?}"),
+            }
+        }
+        work.expect("a metadata log write")
+    }
+
+    #[test]
+    fn a_metadata_log_failure_stops_the_broker_without_answering() {
+        let mut broker = broker();
+        let work = create_topic(&mut broker);
+        assert!(broker.fatal_error().is_none());
+        broker.handle_storage_done(work, false, Now::default());
+        assert!(broker.fatal_error().is_some());
+        assert!(broker.poll_output().is_none(), "nothing is acknowledged");
+        assert!(broker.image().topics.is_empty());
+    }
+
+    #[test]
+    fn a_durable_metadata_write_answers_and_creates_the_topic() {
+        let mut broker = broker();
+        let work = create_topic(&mut broker);
+        broker.handle_storage_done(work, true, Now::default());
+        assert!(broker.fatal_error().is_none());
+        assert!(broker.image().topics.contains_key("t"));
+        let outputs: Vec<Output> = std::iter::from_fn(|| broker.poll_output()).collect();
+        assert!(outputs.iter().any(|o| matches!(
+            o,
+            Output::Respond {
+                body: ResponseBody::CreateTopics(_),
+                ..
+            }
+        )));
+    }
+}
