@@ -163,7 +163,7 @@ async fn recover(
     let mut image = MetadataImage::default();
     for seg in metadata_log.segments() {
         for record in read_metadata_segment(&mut meta_files, seg).await? {
-            image.apply(&record);
+            image.apply(&record).map_err(ServeError::Metadata)?;
         }
     }
     meta_files.close_all().await;

@@ -94,6 +94,9 @@ impl Broker {
             && (ctx.api_version < 4 || req.allow_auto_topic_creation);
         let mut to_create = Vec::new();
         for (name, id) in names {
+            let pending = name
+                .as_ref()
+                .is_some_and(|n| self.planned.topics.contains_key(n));
             let name = name.or_else(|| self.image.topic_by_id(&id).map(|(n, _)| n.clone()));
             let mut out = MetadataResponseTopic {
                 name: name.clone(),
@@ -127,6 +130,7 @@ impl Broker {
                     }
                 }
                 None => match name {
+                    Some(_) if pending => out.error_code = ErrorCode::LeaderNotAvailable.code(),
                     Some(n) if auto_create && valid_topic_name(&n) => {
                         out.error_code = ErrorCode::LeaderNotAvailable.code();
                         to_create.push(n);
@@ -197,8 +201,7 @@ impl Broker {
                     ErrorCode::InvalidTopicException,
                     format!("invalid topic name '{}'", topic.name),
                 ))
-            } else if self.image.topics.contains_key(&topic.name) || self.pending_topic(&topic.name)
-            {
+            } else if self.planned.topics.contains_key(&topic.name) {
                 Some((
                     ErrorCode::TopicAlreadyExists,
                     format!("topic '{}' already exists", topic.name),
@@ -259,13 +262,6 @@ impl Broker {
         }
     }
 
-    fn pending_topic(&self, name: &str) -> bool {
-        self.metadata_waits
-            .iter()
-            .flat_map(|w| &w.records)
-            .any(|r| matches!(r, MetadataRecord::Topic { name: n, .. } if n == name))
-    }
-
     pub(super) fn handle_delete_topics(
         &mut self,
         ctx: RequestContext,
@@ -281,9 +277,10 @@ impl Broker {
             .collect();
         wanted.extend(req.topics.iter().map(|t| (t.name.clone(), t.topic_id)));
         for (name, id) in wanted {
+            // A topic already being deleted is unknown here; one being created can be deleted.
             let found = match &name {
-                Some(n) => self.image.topics.get(n).map(|t| (n.clone(), t.id)),
-                None => self.image.topic_by_id(&id).map(|(n, t)| (n.clone(), t.id)),
+                Some(n) => self.planned.topics.get(n).map(|t| (n.clone(), t.id)),
+                None => self.planned.topic_by_id(&id).map(|(n, t)| (n.clone(), t.id)),
             };
             let mut result = DeletableTopicResult {
                 name: name.clone(),
@@ -453,6 +450,13 @@ impl Broker {
             Some((r, b)) => (Some(r), Some(b)),
             None => (None, None),
         };
+        // Only records that apply to the planned image are written; a request naming one topic
+        // twice plans a second change the first already made (a second delete), and that one is
+        // dropped here.
+        let records: Vec<MetadataRecord> = records
+            .into_iter()
+            .filter(|r| self.planned.apply(r).is_ok())
+            .collect();
         let end = if records.is_empty() {
             // Nothing new to persist, but answer only after what came before is durable.
             self.metadata_log.log_end_offset()
@@ -460,6 +464,7 @@ impl Broker {
             match self.append_metadata(records.clone(), now) {
                 Some(_) => self.metadata_log.log_end_offset(),
                 None => {
+                    self.replan();
                     if let Some(reply) = reply {
                         self.outputs.push_back(Output::Respond {
                             reply,
@@ -477,6 +482,15 @@ impl Broker {
             records,
         });
         self.metadata_done(self.metadata_log.synced_offset(), true, now);
+    }
+
+    /// Rebuilds the planned image from the durable one and the records still waiting.
+    fn replan(&mut self) {
+        let mut planned = self.image.clone();
+        for record in self.metadata_waits.iter().flat_map(|w| &w.records) {
+            let _ = planned.apply(record);
+        }
+        self.planned = planned;
     }
 
     /// A metadata sync finished: apply and answer everything it covers.
@@ -497,7 +511,10 @@ impl Broker {
         self.metadata_waits = waiting;
         for done in ready {
             for record in &done.records {
-                self.image.apply(record);
+                // Each record applied to the planned image, in this same order.
+                if let Err(e) = self.image.apply(record) {
+                    panic!("a planned metadata record does not apply to the image: {e}");
+                }
                 self.apply_to_partitions(record, now);
             }
             if let (Some(reply), Some(body)) = (done.reply, done.body) {

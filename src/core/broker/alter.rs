@@ -44,12 +44,20 @@ impl Broker {
     ) {
         let mut response = CreatePartitionsResponse::default();
         let mut records = Vec::new();
+        let mut seen = BTreeMap::new();
+        for topic in &req.topics {
+            *seen.entry(topic.name.clone()).or_insert(0) += 1;
+        }
         for topic in req.topics {
             let mut result = CreatePartitionsTopicResult {
                 name: topic.name.clone(),
                 ..Default::default()
             };
-            let failure: Option<Failure> = match self.image.topics.get(&topic.name) {
+            let failure: Option<Failure> = match self.planned.topics.get(&topic.name) {
+                _ if seen.get(&topic.name).copied().unwrap_or(0) > 1 => Some((
+                    ErrorCode::InvalidRequest,
+                    "duplicate topic in request".into(),
+                )),
                 None => Some((
                     ErrorCode::UnknownTopicOrPartition,
                     format!("no topic '{}'", topic.name),
@@ -255,7 +263,7 @@ impl Broker {
                 "only topic configs can be altered".into(),
             ));
         }
-        let topic = self.image.topics.get(name).ok_or_else(|| {
+        let topic = self.planned.topics.get(name).ok_or_else(|| {
             (
                 ErrorCode::UnknownTopicOrPartition,
                 format!("no topic '{name}'"),

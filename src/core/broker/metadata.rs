@@ -51,13 +51,26 @@ pub struct MetadataImage {
 }
 
 impl MetadataImage {
-    pub fn apply(&mut self, record: &MetadataRecord) {
+    /// Applies one record. A record that contradicts the image (a partition count that shrinks,
+    /// a change to a topic that does not exist, a duplicate topic id) cannot come from this
+    /// broker; it is refused with the reason, so a damaged log that passed its CRC stops start-up
+    /// with an error instead of a wrong image or a panic.
+    pub fn apply(&mut self, record: &MetadataRecord) -> Result<(), String> {
         match record {
             MetadataRecord::Topic {
                 name,
                 id,
                 partitions,
             } => {
+                if *partitions < 1 {
+                    return Err(format!("topic {name:?} with {partitions} partitions"));
+                }
+                if self.topics.contains_key(name) {
+                    return Err(format!("topic {name:?} created twice"));
+                }
+                if self.topic_by_id(id).is_some() {
+                    return Err(format!("topic {name:?} reuses the id of another topic"));
+                }
                 let topic = TopicImage {
                     id: *id,
                     partitions: *partitions,
@@ -67,20 +80,24 @@ impl MetadataImage {
                 self.topics.insert(name.clone(), topic);
             }
             MetadataRecord::Partitions { name, partitions } => {
-                if let Some(t) = self.topics.get_mut(name) {
-                    assert!(*partitions >= t.partitions, "partition counts only grow");
-                    t.partitions = *partitions;
+                let t = self.existing(name)?;
+                if *partitions < t.partitions {
+                    return Err(format!(
+                        "topic {name:?} shrinks from {} to {partitions} partitions",
+                        t.partitions
+                    ));
                 }
+                t.partitions = *partitions;
             }
             MetadataRecord::Config { name, key, value } => {
-                if let Some(t) = self.topics.get_mut(name) {
-                    match value {
-                        Some(v) => t.configs.insert(key.clone(), v.clone()),
-                        None => t.configs.remove(key),
-                    };
-                }
+                let t = self.existing(name)?;
+                match value {
+                    Some(v) => t.configs.insert(key.clone(), v.clone()),
+                    None => t.configs.remove(key),
+                };
             }
             MetadataRecord::RemoveTopic { name } => {
+                self.existing(name)?;
                 self.topics.remove(name);
             }
             MetadataRecord::ProducerIds { next } => {
@@ -91,12 +108,23 @@ impl MetadataImage {
                 partition,
                 offset,
             } => {
-                if let Some(t) = self.topics.get_mut(name) {
-                    let start = t.log_starts.entry(*partition).or_insert(0);
-                    *start = (*start).max(*offset);
+                let t = self.existing(name)?;
+                if !(0..t.partitions).contains(partition) || *offset < 0 {
+                    return Err(format!(
+                        "log start {offset} for partition {partition} of topic {name:?}"
+                    ));
                 }
+                let start = t.log_starts.entry(*partition).or_insert(0);
+                *start = (*start).max(*offset);
             }
         }
+        Ok(())
+    }
+
+    fn existing(&mut self, name: &str) -> Result<&mut TopicImage, String> {
+        self.topics
+            .get_mut(name)
+            .ok_or_else(|| format!("a change to topic {name:?}, which does not exist"))
     }
 
     pub fn topic_by_id(&self, id: &Uuid) -> Option<(&String, &TopicImage)> {
@@ -277,14 +305,51 @@ mod tests {
         for r in &records {
             let back = MetadataRecord::decode(r.encode()).unwrap();
             assert_eq!(&back, r);
-            image.apply(&back);
+            image.apply(&back).unwrap();
         }
         assert_eq!(image.topics["t"].partitions, 4);
         assert_eq!(image.topics["t"].configs["retention.ms"], "5");
         assert_eq!(image.next_producer_id, 1000);
         assert_eq!(image.topics["t"].log_starts[&2], 17);
-        image.apply(&MetadataRecord::RemoveTopic { name: "t".into() });
+        image
+            .apply(&MetadataRecord::RemoveTopic { name: "t".into() })
+            .unwrap();
         assert!(image.topics.is_empty());
+    }
+
+    #[test]
+    fn records_that_contradict_the_image_are_refused() {
+        let topic = |name: &str, id: u8, partitions| MetadataRecord::Topic {
+            name: name.into(),
+            id: Uuid([id; 16]),
+            partitions,
+        };
+        let mut image = MetadataImage::default();
+        image.apply(&topic("t", 1, 3)).unwrap();
+        let before = image.clone();
+        let refused = [
+            topic("t", 2, 3),
+            topic("u", 1, 3),
+            topic("v", 3, 0),
+            MetadataRecord::Partitions {
+                name: "t".into(),
+                partitions: 2,
+            },
+            MetadataRecord::Partitions {
+                name: "x".into(),
+                partitions: 9,
+            },
+            MetadataRecord::RemoveTopic { name: "x".into() },
+            MetadataRecord::LogStart {
+                name: "t".into(),
+                partition: 3,
+                offset: 1,
+            },
+        ];
+        for record in &refused {
+            assert!(image.apply(record).is_err(), "{record:?}");
+            assert_eq!(image, before, "{record:?} changed the image");
+        }
     }
 
     #[test]

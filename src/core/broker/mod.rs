@@ -180,6 +180,11 @@ enum WorkKind {
 pub struct Broker {
     config: BrokerConfig,
     cluster_id: String,
+    /// The image once every record appended to the metadata log is durable. Admin requests are
+    /// validated against it, so that two requests in flight cannot plan conflicting changes
+    /// (two different partition counts, a second creation of one topic).
+    planned: MetadataImage,
+    /// The image of what is durable: what clients are told and what a restart rebuilds.
     image: MetadataImage,
     partitions: BTreeMap<TopicPartition, PartitionState>,
     metadata_log: PartitionLog,
@@ -224,6 +229,7 @@ impl Broker {
             // Ids of the last persisted block may have been handed out before a restart: skip it.
             next_producer_id: image.next_producer_id,
             producer_block_end: image.next_producer_id,
+            planned: image.clone(),
             image,
             fatal: None,
         }

@@ -406,6 +406,90 @@ fn incremental_alter_configs_sets_and_deletes_overrides() {
     );
 }
 
+/// Admin requests in flight together are validated against each other, not only against what is
+/// durable: otherwise two CreatePartitions could write a shrinking count (which no replay
+/// accepts) and two auto-creations could give one topic two ids.
+#[test]
+fn admin_changes_in_flight_see_each_other() {
+    use crate::protocol::generated::create_partitions_request::{
+        CreatePartitionsRequest, CreatePartitionsTopic,
+    };
+    use crate::protocol::generated::delete_topics_request::DeleteTopicsRequest;
+    use crate::protocol::generated::metadata_request::{MetadataRequest, MetadataRequestTopic};
+    let mut h = Harness::new();
+    h.broker.config.auto_create_topics_enable = true;
+    h.create_topic("t", 2);
+    let grow = |count| {
+        RequestBody::CreatePartitions(CreatePartitionsRequest {
+            topics: vec![CreatePartitionsTopic {
+                name: "t".into(),
+                count,
+                assignments: None,
+                ..Default::default()
+            }],
+            timeout_ms: 1000,
+            ..Default::default()
+        })
+    };
+    let six = h.request(37, 3, grow(6));
+    let four = h.request(37, 3, grow(4));
+    let lookup = || {
+        RequestBody::Metadata(MetadataRequest {
+            topics: Some(vec![MetadataRequestTopic {
+                name: Some("auto".into()),
+                ..Default::default()
+            }]),
+            allow_auto_topic_creation: true,
+            ..Default::default()
+        })
+    };
+    h.request(3, 12, lookup());
+    h.request(3, 12, lookup());
+    let delete = || {
+        RequestBody::DeleteTopics(DeleteTopicsRequest {
+            topic_names: vec!["auto".into()],
+            timeout_ms: 1000,
+            ..Default::default()
+        })
+    };
+    let first_delete = h.request(20, 4, delete());
+    let second_delete = h.request(20, 4, delete());
+    // Every record written to the metadata log replays onto the image, in order.
+    let mut replayed = h.broker.image().clone();
+    while let Some((_, target, ops)) = h.work.first().cloned() {
+        if target == LogTarget::Metadata {
+            for op in ops {
+                if let LogOp::Write { data, file, .. } = op {
+                    if file.kind == crate::core::log::FileKind::Log {
+                        for record in metadata::decode_batches(&data).unwrap() {
+                            replayed.apply(&record).unwrap();
+                        }
+                    }
+                }
+            }
+        }
+        h.complete_one(true);
+    }
+    let partitions_error = |reply| match h.response(reply) {
+        Some(Some(ResponseBody::CreatePartitions(r))) => r.results[0].error_code,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(partitions_error(six), 0);
+    assert_eq!(partitions_error(four), ErrorCode::InvalidPartitions.code());
+    let delete_error = |reply| match h.response(reply) {
+        Some(Some(ResponseBody::DeleteTopics(r))) => r.responses[0].error_code,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(delete_error(first_delete), 0);
+    assert_eq!(
+        delete_error(second_delete),
+        ErrorCode::UnknownTopicOrPartition.code()
+    );
+    assert_eq!(h.broker.image().topics["t"].partitions, 6);
+    assert!(!h.broker.image().topics.contains_key("auto"));
+    assert_eq!(&replayed, h.broker.image());
+}
+
 /// A failed metadata log sync stops the broker (found by the simulator).
 mod metadata_faults {
     use super::*;
