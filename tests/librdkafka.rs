@@ -286,6 +286,37 @@ fn list_offsets_earliest_latest_and_by_time() {
         Offset::End,
         "nothing that new"
     );
+
+    // Ten records in one compressed batch: the answer is a record inside it, not the batch.
+    create_topic(&bootstrap, "batched", 1, &[]);
+    let (batching, _) = self::producer(
+        &bootstrap,
+        &[("linger.ms", "500"), ("compression.type", "lz4")],
+    );
+    for i in 0..10i64 {
+        batching
+            .send(
+                BaseRecord::<(), _>::to("batched")
+                    .partition(0)
+                    .payload("y")
+                    .timestamp(2_000_000 + i * 1000),
+            )
+            .unwrap();
+    }
+    batching.flush(Duration::from_secs(10)).unwrap();
+    for (timestamp, expected) in [(2_004_500, 5), (2_000_000, 0), (2_009_000, 9)] {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("batched", 0, Offset::Offset(timestamp))
+            .unwrap();
+        let found = consumer
+            .offsets_for_times(tpl, Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(
+            found.find_partition("batched", 0).unwrap().offset(),
+            Offset::Offset(expected),
+            "first record at or after {timestamp} in one batch"
+        );
+    }
 }
 
 #[test]

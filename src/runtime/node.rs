@@ -5,7 +5,8 @@ use super::clock::Clock;
 use super::connection::Reply;
 use super::executor::{self, Done, Job};
 use super::log_io::LogFiles;
-use crate::core::broker::fetch::FetchReply;
+use crate::core::broker::fetch::{FetchReply, ListOffsetsReply};
+use crate::core::log::time_lookup::first_record_at;
 use crate::core::broker::{Broker, LogTarget, Output, ReplyTo, RequestContext};
 use crate::core::log::recovery::trim_to_offset;
 use crate::protocol::generated::{RequestBody, ResponseBody};
@@ -142,6 +143,7 @@ impl Node {
                     let _ = self.executor(&target).send(Job::Work { work, ops });
                 }
                 Output::Fetch(fetch) => self.start_fetch(fetch),
+                Output::ListOffsets(list) => self.start_time_lookups(list),
                 Output::RemoveLog { target } => {
                     let _ = self.executor(&target).send(Job::Remove);
                     self.executors.remove(&target);
@@ -200,6 +202,44 @@ impl Node {
                 }
             }
             let _ = conn.send((reply.seq, Reply::Body(ResponseBody::Fetch(response))));
+        });
+    }
+
+    /// Reads the batch each timestamp search names, finds the record, sends the response.
+    fn start_time_lookups(&mut self, list: ListOffsetsReply) {
+        let ListOffsetsReply {
+            reply,
+            mut response,
+            lookups,
+        } = list;
+        let mut pending = Vec::with_capacity(lookups.len());
+        for read in lookups {
+            let (tx, rx) = oneshot::channel();
+            let _ = self
+                .executor(&LogTarget::Partition(read.tp.clone()))
+                .send(Job::Read {
+                    plan: read.lookup.plan.clone(),
+                    reply: tx,
+                });
+            pending.push((read, rx));
+        }
+        let Some(conn) = self.conns.get(&reply.conn).cloned() else {
+            return;
+        };
+        tokio::spawn(async move {
+            for (read, rx) in pending {
+                let found = match rx.await {
+                    Ok(Ok(bytes)) => first_record_at(
+                        bytes,
+                        read.lookup.target,
+                        read.lookup.batch_last_offset,
+                    ),
+                    _ => None,
+                };
+                read.answer(&mut response, found);
+            }
+            let body = ResponseBody::ListOffsets(response);
+            let _ = conn.send((reply.seq, Reply::Body(body)));
         });
     }
 

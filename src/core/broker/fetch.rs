@@ -3,6 +3,7 @@
 //! arrives or `max_wait_ms` passes (Kafka's delayed fetch).
 
 use super::{Broker, Output, ReplyTo, RequestContext, TopicPartition};
+use crate::core::log::time_lookup::TimeLookup;
 use crate::core::log::ReadPlan;
 use crate::core::time::{Instant, Now};
 use crate::protocol::error::ErrorCode;
@@ -40,6 +41,51 @@ pub struct FetchRead {
     pub max_bytes: usize,
     /// Never send data at or beyond the high watermark.
     pub high_watermark: i64,
+}
+
+/// A ListOffsets response waiting for the batches its timestamp searches name.
+#[derive(Debug)]
+pub struct ListOffsetsReply {
+    pub reply: ReplyTo,
+    pub response: ListOffsetsResponse,
+    pub lookups: Vec<TimeRead>,
+}
+
+/// One timestamp search: read `lookup.plan`, find the record with
+/// [`first_record_at`](crate::core::log::time_lookup::first_record_at), and answer
+/// `response.topics[topic_index].partitions[partition_index]` with it.
+#[derive(Debug, Clone)]
+pub struct TimeRead {
+    pub topic_index: usize,
+    pub partition_index: usize,
+    pub tp: TopicPartition,
+    pub lookup: TimeLookup,
+    /// Offsets at or beyond the high watermark are not answered; below the log start they are
+    /// raised to it.
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+impl TimeRead {
+    /// Fills the partition's answer from the record found, or with KAFKA_STORAGE_ERROR when the
+    /// batch could not be read back intact.
+    pub fn answer(&self, response: &mut ListOffsetsResponse, found: Option<(i64, i64)>) {
+        let Some(answer) = response
+            .topics
+            .get_mut(self.topic_index)
+            .and_then(|t| t.partitions.get_mut(self.partition_index))
+        else {
+            return;
+        };
+        match found {
+            Some((offset, timestamp)) if offset < self.high_watermark => {
+                answer.offset = offset.max(self.log_start_offset);
+                answer.timestamp = timestamp;
+            }
+            Some(_) => {}
+            None => answer.error_code = ErrorCode::KafkaStorageError.code(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -208,12 +254,13 @@ impl Broker {
 
     pub(super) fn handle_list_offsets(&mut self, ctx: RequestContext, req: ListOffsetsRequest) {
         let mut response = ListOffsetsResponse::default();
-        for topic in req.topics {
+        let mut lookups = Vec::new();
+        for (topic_index, topic) in req.topics.into_iter().enumerate() {
             let mut out = ListOffsetsTopicResponse {
                 name: topic.name.clone(),
                 ..Default::default()
             };
-            for part in topic.partitions {
+            for (partition_index, part) in topic.partitions.into_iter().enumerate() {
                 let tp = TopicPartition::new(&topic.name, part.partition_index);
                 let mut answer = ListOffsetsPartitionResponse {
                     partition_index: part.partition_index,
@@ -227,20 +274,32 @@ impl Broker {
                     None => {
                         let p = &self.partitions[&tp];
                         answer.leader_epoch = p.leader_epoch;
-                        let (offset, timestamp) = match part.timestamp {
-                            LATEST => (p.high_watermark(), -1),
-                            EARLIEST => (p.log.log_start_offset(), -1),
-                            MAX_TIMESTAMP => max_timestamp_offset(p),
-                            ts => match p.log.offset_for_time(ts) {
-                                Some((offset, _)) if offset < p.high_watermark() => (offset, ts),
-                                _ => (-1, -1),
-                            },
+                        let target = match part.timestamp {
+                            LATEST => Err(p.high_watermark()),
+                            EARLIEST => Err(p.log.log_start_offset()),
+                            MAX_TIMESTAMP => Ok(p.log.max_timestamp()),
+                            ts => Ok(Some(ts)),
                         };
-                        answer.offset = offset;
-                        answer.timestamp = timestamp;
-                        if ctx.api_version == 0 {
-                            answer.old_style_offsets =
-                                if offset >= 0 { vec![offset] } else { vec![] };
+                        match target {
+                            Err(offset) => {
+                                answer.offset = offset;
+                                if ctx.api_version == 0 {
+                                    answer.old_style_offsets = vec![offset];
+                                }
+                            }
+                            // The answer waits for the read; no record that new: -1.
+                            Ok(target) => {
+                                if let Some(lookup) = target.and_then(|t| p.log.time_lookup(t)) {
+                                    lookups.push(TimeRead {
+                                        topic_index,
+                                        partition_index,
+                                        tp: tp.clone(),
+                                        lookup,
+                                        high_watermark: p.high_watermark(),
+                                        log_start_offset: p.log.log_start_offset(),
+                                    });
+                                }
+                            }
                         }
                     }
                 }
@@ -248,25 +307,14 @@ impl Broker {
             }
             response.topics.push(out);
         }
-        self.respond(ctx.reply, ResponseBody::ListOffsets(response));
-    }
-}
-
-/// The offset and timestamp of the batch holding the largest timestamp (KIP-734).
-fn max_timestamp_offset(p: &super::PartitionState) -> (i64, i64) {
-    let best = p
-        .log
-        .segments()
-        .iter()
-        .flat_map(|s| {
-            s.index
-                .times
-                .last()
-                .map(|t| (t.timestamp, s.base_offset + i64::from(t.relative_offset)))
-        })
-        .max_by_key(|(ts, _)| *ts);
-    match best {
-        Some((ts, offset)) if offset < p.high_watermark() => (offset, ts),
-        _ => (-1, -1),
+        if lookups.is_empty() {
+            self.respond(ctx.reply, ResponseBody::ListOffsets(response));
+        } else {
+            self.outputs.push_back(Output::ListOffsets(ListOffsetsReply {
+                reply: ctx.reply,
+                response,
+                lookups,
+            }));
+        }
     }
 }

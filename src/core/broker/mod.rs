@@ -26,7 +26,7 @@ pub mod produce;
 pub mod producer_state;
 
 use crate::config::{topic_log_config, BrokerConfig, LogConfig};
-use crate::core::log::{LogOp, PartitionLog, ReadPlan};
+use crate::core::log::{LogOp, PartitionLog};
 use crate::core::time::{Instant, Now};
 use crate::protocol::api_versions;
 use crate::protocol::error::ErrorCode;
@@ -115,6 +115,8 @@ pub enum Output {
     },
     /// Read each planned range, put the bytes into the response, send it.
     Fetch(fetch::FetchReply),
+    /// Read each batch a timestamp search names, find the record in it, send the response.
+    ListOffsets(fetch::ListOffsetsReply),
     /// The topic is gone: close and remove the partition's directory (no completion needed).
     RemoveLog {
         target: LogTarget,
@@ -456,16 +458,6 @@ impl Broker {
             }
             Err(_) => None,
         }
-    }
-
-    /// Reads a planned range later (ListOffsets by timestamp needs record timestamps).
-    pub fn read_plan(&self, tp: &TopicPartition, offset: i64, max_bytes: u64) -> Option<ReadPlan> {
-        self.partitions
-            .get(tp)?
-            .log
-            .read(offset, max_bytes)
-            .ok()
-            .flatten()
     }
 }
 

@@ -73,6 +73,7 @@ impl Harness {
                 Output::Close { reply } => panic!("connection {reply:?} closed"),
                 Output::Storage { work, target, ops } => self.work.push((work, target, ops)),
                 Output::Fetch(f) => self.fetches.push(f),
+                Output::ListOffsets(l) => panic!("unexpected timestamp search {l:?}"),
                 Output::RemoveLog { .. } => {}
             }
         }

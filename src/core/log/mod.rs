@@ -18,6 +18,7 @@
 pub mod index;
 pub mod partition;
 pub mod recovery;
+pub mod time_lookup;
 
 pub use partition::{FileKind, LogError, LogFile, LogOp, PartitionLog, ReadPlan, Segment};
 

@@ -456,25 +456,6 @@ impl PartitionLog {
         self.log_start_offset = self.log_start_offset.max(offset);
         Ok(self.log_start_offset)
     }
-
-    /// Earliest offset whose batch max timestamp is ≥ `timestamp`, with that segment's read start:
-    /// the driver scans from there. `None` when no record is that new.
-    pub fn offset_for_time(&self, timestamp: i64) -> Option<(i64, ReadPlan)> {
-        let seg = self
-            .segments
-            .iter()
-            .find(|s| s.max_timestamp >= timestamp)?;
-        let rel = seg.index.lookup_time(timestamp).unwrap_or(0);
-        let from = (seg.base_offset + i64::from(rel)).max(self.log_start_offset);
-        let position = u64::from(seg.index.lookup(seg.relative(from)));
-        let plan = ReadPlan {
-            file: seg.file(FileKind::Log),
-            position: position.min(seg.size),
-            len: seg.size.saturating_sub(position),
-            offset: from,
-        };
-        Some((from, plan))
-    }
 }
 
 impl Segment {

@@ -345,3 +345,48 @@ fn recovery_stops_at_a_batch_ending_at_the_largest_offset() {
     assert_eq!(scanned.valid_len, 0);
     assert_eq!(scanned.segment.next_offset, i64::MAX);
 }
+
+/// ListOffsets by time answers with the first record (not batch) at or after the timestamp, in
+/// offset order, also when timestamps inside a batch are out of order and the batch is
+/// compressed.
+#[test]
+fn a_time_search_finds_the_first_record_at_or_after_the_timestamp() {
+    use super::time_lookup::first_record_at;
+    let (mut log, op) = PartitionLog::create(config(), 0);
+    let mut files = BTreeMap::new();
+    apply(&mut files, &[op]);
+    let batches: [&[i64]; 4] = [&[10, 30, 20], &[25, 40, 35], &[50], &[45, 50, 60]];
+    for (i, stamps) in batches.iter().enumerate() {
+        let codec = if i % 2 == 0 {
+            Compression::None
+        } else {
+            Compression::Lz4
+        };
+        let mut b = BatchBuilder::new(codec);
+        for &ts in *stamps {
+            // Bytes without repeats, so compression keeps the batches big enough to roll.
+            let value: Vec<u8> = (0..150u8).map(|j| j.wrapping_mul(7)).collect();
+            b.push(ts, None, Some(Bytes::from(value)), vec![]).unwrap();
+        }
+        let appended = log
+            .append(BytesMut::from(b.build().unwrap().as_ref()), 0, 0)
+            .unwrap();
+        apply(&mut files, &appended.ops);
+    }
+    let search = |target: i64| {
+        let lookup = log.time_lookup(target)?;
+        let data = &files[&lookup.plan.file];
+        let start = lookup.plan.position as usize;
+        let bytes = Bytes::copy_from_slice(&data[start..start + lookup.plan.len as usize]);
+        first_record_at(bytes, target, lookup.batch_last_offset)
+    };
+    assert_eq!(search(0), Some((0, 10)));
+    assert_eq!(search(15), Some((1, 30)));
+    assert_eq!(search(31), Some((4, 40)));
+    assert_eq!(search(36), Some((4, 40)));
+    assert_eq!(search(41), Some((6, 50)));
+    assert_eq!(search(55), Some((9, 60)));
+    assert_eq!(search(61), None);
+    assert_eq!(log.max_timestamp(), Some(60));
+    assert!(log.segments().len() > 1, "the search crosses segments");
+}
