@@ -218,7 +218,7 @@ impl Node {
             let _ = self
                 .executor(&LogTarget::Partition(read.tp.clone()))
                 .send(Job::Read {
-                    plan: read.lookup.plan.clone(),
+                    plan: read.lookup.plan,
                     reply: tx,
                 });
             pending.push((read, rx));
