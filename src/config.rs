@@ -93,6 +93,22 @@ pub const TOPIC_CONFIG_KEYS: &[(&str, &str)] = &[
     ("cleanup.policy", "log.cleanup.policy"),
 ];
 
+/// The topic-level name of a broker-level log key (`log.retention.ms` → `retention.ms`).
+pub fn topic_key_of(broker_key: &str) -> Option<&'static str> {
+    TOPIC_CONFIG_KEYS
+        .iter()
+        .find(|(_, b)| *b == broker_key)
+        .map(|(t, _)| *t)
+}
+
+/// The broker-level name of a topic-level log key (`retention.ms` → `log.retention.ms`).
+pub fn broker_key_of(topic_key: &str) -> Option<&'static str> {
+    TOPIC_CONFIG_KEYS
+        .iter()
+        .find(|(t, _)| *t == topic_key)
+        .map(|(_, b)| *b)
+}
+
 impl LogConfig {
     /// Applies one topic-level (`retention.ms`) or broker-level (`log.retention.ms`) key.
     /// Returns Ok(false) when the key is not a log setting.

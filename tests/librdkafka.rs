@@ -514,3 +514,80 @@ fn admin_adds_partitions_alters_configs_and_deletes_records() {
         (4, 10)
     );
 }
+
+/// Dynamic broker configs (`kafka-configs --entity-type brokers`): a broker-level log default set
+/// through AlterConfigs applies to topics without an override, is reported with its source, and
+/// survives a restart; static settings are described read-only.
+#[test]
+fn admin_alters_and_describes_broker_configs() {
+    use rdkafka::admin::{AlterConfig, ConfigSource, ResourceSpecifier};
+    let broker = TestBroker::start_in(
+        common::temp_dir("broker-configs"),
+        &[("log.segment.bytes", "2097152")],
+    );
+    let bootstrap = broker.bootstrap();
+    let admin = admin(&bootstrap);
+    let opts = AdminOptions::new();
+    create_topic(&bootstrap, "plain", 1, &[]);
+    create_topic(&bootstrap, "kept", 1, &[("retention.ms", "1000")]);
+
+    let described =
+        block_on(admin.describe_configs(&[ResourceSpecifier::Broker(1)], &opts)).unwrap();
+    let resource = described[0].as_ref().unwrap();
+    let segment = resource.get("log.segment.bytes").unwrap();
+    assert_eq!(segment.value.as_deref(), Some("2097152"));
+    assert_eq!(segment.source, ConfigSource::StaticBroker);
+    let node = resource.get("node.id").unwrap();
+    assert_eq!(node.value.as_deref(), Some("1"));
+    assert!(node.is_read_only);
+
+    let alter = AlterConfig::new(ResourceSpecifier::Broker(1)).set("log.retention.ms", "123456");
+    let altered = block_on(admin.alter_configs(&[alter], &opts)).unwrap();
+    assert!(altered[0].is_ok(), "{altered:?}");
+    let check = |admin: &AdminClient<DefaultClientContext>| {
+        let described = block_on(admin.describe_configs(
+            &[
+                ResourceSpecifier::Topic("plain"),
+                ResourceSpecifier::Topic("kept"),
+                ResourceSpecifier::Broker(1),
+            ],
+            &opts,
+        ))
+        .unwrap();
+        let value = |i: usize, key: &str| {
+            let entry = described[i].as_ref().unwrap().get(key).unwrap();
+            (entry.value.clone(), format!("{:?}", entry.source))
+        };
+        assert_eq!(
+            value(0, "retention.ms"),
+            (Some("123456".into()), "DynamicBroker".to_owned()),
+            "a topic without an override takes the dynamic broker default"
+        );
+        assert_eq!(
+            value(1, "retention.ms"),
+            (Some("1000".into()), "DynamicTopic".to_owned()),
+            "a topic override wins"
+        );
+        assert_eq!(
+            value(0, "segment.bytes"),
+            (Some("2097152".into()), "StaticBroker".to_owned())
+        );
+        assert_eq!(
+            value(2, "log.retention.ms"),
+            (Some("123456".into()), "DynamicBroker".to_owned())
+        );
+    };
+    check(&admin);
+
+    // Unknown or static keys are refused; the rdkafka crate reports per-resource errors as
+    // success, so check that nothing changed.
+    let bad = AlterConfig::new(ResourceSpecifier::Broker(1))
+        .set("log.retention.ms", "123456")
+        .set("num.partitions", "9");
+    block_on(admin.alter_configs(&[bad], &opts)).unwrap();
+    check(&admin);
+
+    let dir = broker.stop();
+    let broker = TestBroker::start_in(dir, &[("log.segment.bytes", "2097152")]);
+    check(&self::admin(&broker.bootstrap()));
+}

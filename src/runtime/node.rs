@@ -6,9 +6,9 @@ use super::connection::Reply;
 use super::executor::{self, Done, Job};
 use super::log_io::LogFiles;
 use crate::core::broker::fetch::{FetchReply, ListOffsetsReply};
-use crate::core::log::time_lookup::first_record_at;
 use crate::core::broker::{Broker, LogTarget, Output, ReplyTo, RequestContext};
 use crate::core::log::recovery::trim_to_offset;
+use crate::core::log::time_lookup::first_record_at;
 use crate::protocol::generated::{RequestBody, ResponseBody};
 use crate::storage::Storage;
 use std::collections::BTreeMap;
@@ -229,11 +229,9 @@ impl Node {
         tokio::spawn(async move {
             for (read, rx) in pending {
                 let found = match rx.await {
-                    Ok(Ok(bytes)) => first_record_at(
-                        bytes,
-                        read.lookup.target,
-                        read.lookup.batch_last_offset,
-                    ),
+                    Ok(Ok(bytes)) => {
+                        first_record_at(bytes, read.lookup.target, read.lookup.batch_last_offset)
+                    }
                     _ => None,
                 };
                 read.answer(&mut response, found);

@@ -170,8 +170,7 @@ async fn recover(
 
     let mut partitions = BTreeMap::new();
     for (name, topic) in &image.topics {
-        let log_config = crate::config::topic_log_config(&config.log, &topic.configs)
-            .unwrap_or_else(|_| config.log.clone());
+        let log_config = image.topic_log_config(&config.log, config.node_id, name);
         for partition in 0..topic.partitions {
             let tp = TopicPartition::new(name, partition);
             let mut files = LogFiles::new(storage.clone(), tp.dir());

@@ -1,4 +1,4 @@
-//! Metadata, topic administration, configs, producer ids and cluster description. Changes go
+//! Metadata, topic administration, producer ids and cluster description. Changes go
 //! through the metadata log first; the response is released when the record is durable and
 //! applied.
 
@@ -21,10 +21,6 @@ use crate::protocol::generated::describe_cluster_request::DescribeClusterRequest
 use crate::protocol::generated::describe_cluster_response::{
     DescribeClusterBroker, DescribeClusterResponse,
 };
-use crate::protocol::generated::describe_configs_request::DescribeConfigsRequest;
-use crate::protocol::generated::describe_configs_response::{
-    DescribeConfigsResourceResult, DescribeConfigsResponse, DescribeConfigsResult,
-};
 use crate::protocol::generated::init_producer_id_request::InitProducerIdRequest;
 use crate::protocol::generated::init_producer_id_response::InitProducerIdResponse;
 use crate::protocol::generated::metadata_request::MetadataRequest;
@@ -34,12 +30,6 @@ use crate::protocol::generated::metadata_response::{
 use crate::protocol::generated::ResponseBody;
 use std::collections::BTreeMap;
 
-/// ConfigResource types (KIP-133).
-const RESOURCE_TOPIC: i8 = 2;
-const RESOURCE_BROKER: i8 = 4;
-/// DescribeConfigs config sources.
-const SOURCE_TOPIC: i8 = 1;
-const SOURCE_DEFAULT: i8 = 5;
 /// Producer ids are handed out in blocks so the metadata log is written once per block.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
@@ -221,7 +211,12 @@ impl Broker {
                     ErrorCode::InvalidReplicaAssignment,
                     "manual assignment is not supported".to_string(),
                 ))
-            } else if let Err(e) = topic_log_config(&self.config.log, &configs) {
+            } else if let Err(e) = topic_log_config(
+                &self
+                    .planned
+                    .broker_log_config(&self.config.log, self.config.node_id),
+                &configs,
+            ) {
                 Some((ErrorCode::InvalidConfig, e.to_string()))
             } else {
                 None
@@ -280,7 +275,10 @@ impl Broker {
             // A topic already being deleted is unknown here; one being created can be deleted.
             let found = match &name {
                 Some(n) => self.planned.topics.get(n).map(|t| (n.clone(), t.id)),
-                None => self.planned.topic_by_id(&id).map(|(n, t)| (n.clone(), t.id)),
+                None => self
+                    .planned
+                    .topic_by_id(&id)
+                    .map(|(n, t)| (n.clone(), t.id)),
             };
             let mut result = DeletableTopicResult {
                 name: name.clone(),
@@ -366,77 +364,6 @@ impl Broker {
             });
         }
         self.respond(ctx.reply, ResponseBody::DescribeCluster(response));
-    }
-
-    pub(super) fn handle_describe_configs(
-        &mut self,
-        ctx: RequestContext,
-        req: DescribeConfigsRequest,
-    ) {
-        let mut response = DescribeConfigsResponse::default();
-        for resource in req.resources {
-            let mut result = DescribeConfigsResult {
-                resource_type: resource.resource_type,
-                resource_name: resource.resource_name.clone(),
-                ..Default::default()
-            };
-            let wanted = |key: &str| {
-                resource
-                    .configuration_keys
-                    .as_ref()
-                    .is_none_or(|k| k.iter().any(|w| w == key))
-            };
-            match resource.resource_type {
-                RESOURCE_TOPIC => match self.image.topics.get(&resource.resource_name) {
-                    None => result.error_code = ErrorCode::UnknownTopicOrPartition.code(),
-                    Some(topic) => {
-                        let log = self.log_config_for(&resource.resource_name);
-                        for (key, _) in crate::config::TOPIC_CONFIG_KEYS {
-                            if !wanted(key) {
-                                continue;
-                            }
-                            let is_override = topic.configs.contains_key(*key);
-                            result.configs.push(DescribeConfigsResourceResult {
-                                name: key.to_string(),
-                                value: log.get(key),
-                                read_only: false,
-                                // v0 only; later versions say it with config_source.
-                                is_default: ctx.api_version == 0 && !is_override,
-                                config_source: if is_override {
-                                    SOURCE_TOPIC
-                                } else {
-                                    SOURCE_DEFAULT
-                                },
-                                is_sensitive: false,
-                                ..Default::default()
-                            });
-                        }
-                    }
-                },
-                RESOURCE_BROKER => {
-                    for (_, broker_key) in crate::config::TOPIC_CONFIG_KEYS {
-                        if wanted(broker_key) {
-                            let topic_key = crate::config::TOPIC_CONFIG_KEYS
-                                .iter()
-                                .find(|(_, b)| b == broker_key)
-                                .map(|(t, _)| *t)
-                                .unwrap_or_default();
-                            result.configs.push(DescribeConfigsResourceResult {
-                                name: broker_key.to_string(),
-                                value: self.config.log.get(topic_key),
-                                read_only: true,
-                                is_default: ctx.api_version == 0,
-                                config_source: SOURCE_DEFAULT,
-                                ..Default::default()
-                            });
-                        }
-                    }
-                }
-                _ => result.error_code = ErrorCode::InvalidRequest.code(),
-            }
-            response.results.push(result);
-        }
-        self.respond(ctx.reply, ResponseBody::DescribeConfigs(response));
     }
 
     /// Appends `records` to the metadata log; applies them and sends `reply` once durable.
@@ -555,6 +482,20 @@ impl Broker {
                     .take_while(|(tp, _)| &tp.topic == name)
                 {
                     p.log.set_config(config.clone());
+                }
+            }
+            MetadataRecord::BrokerConfig { .. } => {
+                // A new default for every topic that does not override it.
+                let topics: Vec<String> = self.image.topics.keys().cloned().collect();
+                for topic in topics {
+                    let config = self.log_config_for(&topic);
+                    for (_, p) in self
+                        .partitions
+                        .range_mut(TopicPartition::new(&topic, 0)..)
+                        .take_while(|(tp, _)| tp.topic == topic)
+                    {
+                        p.log.set_config(config.clone());
+                    }
                 }
             }
             MetadataRecord::RemoveTopic { name } => {

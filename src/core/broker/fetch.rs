@@ -310,11 +310,12 @@ impl Broker {
         if lookups.is_empty() {
             self.respond(ctx.reply, ResponseBody::ListOffsets(response));
         } else {
-            self.outputs.push_back(Output::ListOffsets(ListOffsetsReply {
-                reply: ctx.reply,
-                response,
-                lookups,
-            }));
+            self.outputs
+                .push_back(Output::ListOffsets(ListOffsetsReply {
+                    reply: ctx.reply,
+                    response,
+                    lookups,
+                }));
         }
     }
 }

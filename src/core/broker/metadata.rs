@@ -3,6 +3,7 @@
 //! and applied to the image only once durable, so the image is always what a restart rebuilds.
 //! (The controller quorum later replicates this same log.)
 
+use crate::config::LogConfig;
 use crate::protocol::primitives::{self as p, DecodeResult, Uuid};
 use bytes::{BufMut, Bytes, BytesMut};
 use std::collections::BTreeMap;
@@ -33,6 +34,14 @@ pub enum MetadataRecord {
         partition: i32,
         offset: i64,
     },
+    /// A dynamic broker config was set (`None` removes it): `broker` is a node id, or empty for
+    /// the cluster-wide default (`kafka-configs --entity-default`). Keys are broker names
+    /// (`log.retention.ms`).
+    BrokerConfig {
+        broker: String,
+        key: String,
+        value: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +57,18 @@ pub struct TopicImage {
 pub struct MetadataImage {
     pub topics: BTreeMap<String, TopicImage>,
     pub next_producer_id: i64,
+    /// Dynamic broker configs by resource name (a node id, or "" for the cluster default).
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Where a config value comes from, lowest precedence last (Kafka's ConfigSource).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ConfigSource {
+    Topic = 1,
+    DynamicBroker = 2,
+    DynamicDefaultBroker = 3,
+    StaticBroker = 4,
+    Default = 5,
 }
 
 impl MetadataImage {
@@ -103,6 +124,16 @@ impl MetadataImage {
             MetadataRecord::ProducerIds { next } => {
                 self.next_producer_id = self.next_producer_id.max(*next);
             }
+            MetadataRecord::BrokerConfig { broker, key, value } => {
+                let configs = self.broker_configs.entry(broker.clone()).or_default();
+                match value {
+                    Some(v) => configs.insert(key.clone(), v.clone()),
+                    None => configs.remove(key),
+                };
+                if configs.is_empty() {
+                    self.broker_configs.remove(broker);
+                }
+            }
             MetadataRecord::LogStart {
                 name,
                 partition,
@@ -119,6 +150,63 @@ impl MetadataImage {
             }
         }
         Ok(())
+    }
+
+    /// The log settings topics start from on node `node_id`: the static config, then the dynamic
+    /// cluster default, then this broker's dynamic configs. A stored value that no longer parses
+    /// is skipped (it was validated when it was set).
+    pub fn broker_log_config(&self, static_log: &LogConfig, node_id: i32) -> LogConfig {
+        let mut log = static_log.clone();
+        for layer in ["".to_owned(), node_id.to_string()] {
+            for (key, value) in self.broker_configs.get(&layer).into_iter().flatten() {
+                let _ = log.apply(key, value);
+            }
+        }
+        log
+    }
+
+    /// The settings of `topic`'s logs: the broker's, then the topic's overrides.
+    pub fn topic_log_config(&self, static_log: &LogConfig, node_id: i32, topic: &str) -> LogConfig {
+        let base = self.broker_log_config(static_log, node_id);
+        let overrides = self.topics.get(topic).map(|t| &t.configs);
+        match overrides {
+            Some(o) => crate::config::topic_log_config(&base, o).unwrap_or(base),
+            None => base,
+        }
+    }
+
+    /// Every source that sets broker key `broker_key` on node `node_id`, strongest first, with
+    /// its value; the default is always last.
+    pub fn broker_key_sources(
+        &self,
+        static_log: &LogConfig,
+        node_id: i32,
+        broker_key: &str,
+    ) -> Vec<(ConfigSource, Option<String>)> {
+        let mut out = Vec::new();
+        let topic_key = crate::config::topic_key_of(broker_key);
+        for (layer, source) in [
+            (node_id.to_string(), ConfigSource::DynamicBroker),
+            (String::new(), ConfigSource::DynamicDefaultBroker),
+        ] {
+            if let Some(v) = self
+                .broker_configs
+                .get(&layer)
+                .and_then(|c| c.get(broker_key))
+            {
+                out.push((source, Some(v.clone())));
+            }
+        }
+        let default = LogConfig::default();
+        let (set, dflt) = match topic_key {
+            Some(k) => (static_log.get(k), default.get(k)),
+            None => (None, None),
+        };
+        if set != dflt {
+            out.push((ConfigSource::StaticBroker, set));
+        }
+        out.push((ConfigSource::Default, dflt));
+        out
     }
 
     fn existing(&mut self, name: &str) -> Result<&mut TopicImage, String> {
@@ -138,6 +226,7 @@ const CONFIG: u8 = 3;
 const REMOVE_TOPIC: u8 = 4;
 const PRODUCER_IDS: u8 = 5;
 const LOG_START: u8 = 6;
+const BROKER_CONFIG: u8 = 7;
 
 impl MetadataRecord {
     /// Encodes as a record value: a type byte, then the fields in compact forms.
@@ -187,6 +276,12 @@ impl MetadataRecord {
                 b.put_i32(*partition);
                 b.put_i64(*offset);
             }
+            MetadataRecord::BrokerConfig { broker, key, value } => {
+                b.put_u8(BROKER_CONFIG);
+                put_str(&mut b, broker);
+                put_str(&mut b, key);
+                let _ = p::put_nullable_string(&mut b, value.as_deref(), true);
+            }
         }
         b.freeze()
     }
@@ -218,6 +313,11 @@ impl MetadataRecord {
                 name: p::read_string(b, true)?,
                 partition: p::read_i32(b)?,
                 offset: p::read_i64(b)?,
+            },
+            BROKER_CONFIG => MetadataRecord::BrokerConfig {
+                broker: p::read_string(b, true)?,
+                key: p::read_string(b, true)?,
+                value: p::read_nullable_string(b, true)?,
             },
             _ => return Err(p::DecodeError::Invalid("metadata record type")),
         })
@@ -300,6 +400,11 @@ mod tests {
                 offset: 17,
             },
             MetadataRecord::ProducerIds { next: 1000 },
+            MetadataRecord::BrokerConfig {
+                broker: String::new(),
+                key: "log.retention.ms".into(),
+                value: Some("60000".into()),
+            },
         ];
         let mut image = MetadataImage::default();
         for r in &records {

@@ -20,12 +20,13 @@
 
 pub mod admin;
 pub mod alter;
+mod configs;
 pub mod fetch;
 pub mod metadata;
 pub mod produce;
 pub mod producer_state;
 
-use crate::config::{topic_log_config, BrokerConfig, LogConfig};
+use crate::config::{BrokerConfig, LogConfig};
 use crate::core::log::{LogOp, PartitionLog};
 use crate::core::time::{Instant, Now};
 use crate::protocol::api_versions;
@@ -414,13 +415,8 @@ impl Broker {
     }
 
     fn log_config_for(&self, topic: &str) -> LogConfig {
-        let overrides = self
-            .image
-            .topics
-            .get(topic)
-            .map(|t| t.configs.clone())
-            .unwrap_or_default();
-        topic_log_config(&self.config.log, &overrides).unwrap_or_else(|_| self.config.log.clone())
+        self.image
+            .topic_log_config(&self.config.log, self.config.node_id, topic)
     }
 
     /// A deterministic 128-bit id (xorshift over the seed); never the nil UUID.
