@@ -591,3 +591,28 @@ fn admin_alters_and_describes_broker_configs() {
     let broker = TestBroker::start_in(dir, &[("log.segment.bytes", "2097152")]);
     check(&self::admin(&broker.bootstrap()));
 }
+
+/// A batch larger than the topic's `max.message.bytes` is refused with MESSAGE_TOO_LARGE; the
+/// producer's next, smaller record is stored.
+#[test]
+fn an_oversized_batch_is_refused_with_message_too_large() {
+    let broker = TestBroker::start("too-large");
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "small", 1, &[("max.message.bytes", "1000")]);
+    let (producer, deliveries) = producer(&bootstrap, &[("retries", "0")]);
+    let big = vec![b'x'; 5000];
+    producer
+        .send(BaseRecord::<(), _>::to("small").partition(0).payload(&big))
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let failed = deliveries.failed.lock().unwrap().clone();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].contains("MessageSizeTooLarge"), "{failed:?}");
+    producer
+        .send(BaseRecord::<(), _>::to("small").partition(0).payload("ok"))
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let acked = deliveries.acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), 1);
+    assert_eq!(acked[0].1, 0, "the refused batch took no offset");
+}
