@@ -1,6 +1,8 @@
 //! A minimal Kafka wire client for the simulator, until gregor's own client exists: one request
-//! at a time per connection, each with a deadline; any error or timeout drops the connection
-//! (a late response can then never be taken for the answer to a later request).
+//! at a time per connection ([`KafkaClient::call`]), or several sent back to back and answered in
+//! order ([`KafkaClient::pipeline`], as real producers keep up to five in flight), each with a
+//! deadline; any error or timeout drops the connection (a late response can then never be taken
+//! for the answer to a later request).
 //!
 //! Requests are encoded with gregor's codec at the version the caller picks. madsim's
 //! `TcpStream` sends nothing until flushed, and delivers each flushed write as its own read.
@@ -164,6 +166,65 @@ impl KafkaClient {
         let (_, body) = decode_response(api_key, version, response)
             .map_err(|err| CallError::Protocol(format!("cannot decode: {err}")))?;
         Ok(body)
+    }
+
+    /// Sends every request at once on one connection, then reads their answers in order (Kafka
+    /// answers a connection's requests in the order they came). Returns one result per request:
+    /// after the first failure the connection is dropped and every later request fails too (it
+    /// may or may not have taken effect).
+    pub async fn pipeline(
+        &mut self,
+        version: i16,
+        bodies: Vec<RequestBody>,
+        within: Duration,
+    ) -> Vec<Result<ResponseBody, CallError>> {
+        let count = bodies.len();
+        let mut results = Vec::with_capacity(count);
+        let outcome = timeout(within, self.pipeline_inner(version, bodies, &mut results)).await;
+        let failure = match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(err),
+            Err(_) => Some(CallError::Timeout),
+        };
+        if let Some(err) = failure {
+            self.disconnect();
+            let why = err.to_string();
+            results.push(Err(err));
+            while results.len() < count {
+                results.push(Err(CallError::Protocol(format!(
+                    "an earlier request failed: {why}"
+                ))));
+            }
+        }
+        results
+    }
+
+    async fn pipeline_inner(
+        &mut self,
+        version: i16,
+        bodies: Vec<RequestBody>,
+        results: &mut Vec<Result<ResponseBody, CallError>>,
+    ) -> Result<(), CallError> {
+        let mut sent = Vec::with_capacity(bodies.len());
+        for body in &bodies {
+            let (correlation_id, frame) = self.encode(version, body)?;
+            self.connection().await?.send(&frame).await?;
+            sent.push((body.api_key(), correlation_id));
+        }
+        for (api_key, correlation_id) in sent {
+            let response = self.connection().await?.read_frame().await?;
+            let got =
+                peek_correlation_id(&response).map_err(|e| CallError::Protocol(e.to_string()))?;
+            if got != correlation_id {
+                return Err(CallError::Protocol(format!(
+                    "response to correlation id {got}, expected {correlation_id}"
+                )));
+            }
+            let (_, body) = decode_response(api_key, version, response)
+                .map_err(|err| CallError::Protocol(format!("cannot decode: {err}")))?;
+            results.push(Ok(body));
+        }
+        Ok(())
     }
 
     /// Sends a request that gets no response (produce with acks=0).

@@ -18,6 +18,7 @@
 mod clients;
 mod consumer;
 mod final_read;
+mod pipelined;
 mod producers;
 
 use crate::checker::broker::{self as check, BrokerEvent, FinalLog};
@@ -74,6 +75,7 @@ const CLIENTS: &[(&str, Role)] = &[
     ("acks-one", Role::Producer(1)),
     ("acks-zero", Role::Producer(0)),
     ("idempotent", Role::Idempotent),
+    ("pipelined", Role::Pipelined),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -82,6 +84,8 @@ enum Role {
     Consumer,
     Producer(i16),
     Idempotent,
+    /// Idempotent, five batches in flight on one connection.
+    Pipelined,
 }
 
 /// The broker's settings: small segments so logs roll often, a sparse index entry every few
@@ -274,6 +278,7 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
             }),
             Role::Producer(acks) => node.spawn(producers::producer(ctx, who, acks)),
             Role::Idempotent => node.spawn(producers::idempotent_producer(ctx, who)),
+            Role::Pipelined => node.spawn(pipelined::pipelined_producer(ctx, who)),
         };
     }
 
@@ -460,12 +465,14 @@ fn summarize(
     let stats = disk.stats();
     format!(
         "acked {acked_all} (acks=-1) + {acked_one} (acks=1), consumed {consumed}, final log {kept}, \
-         idempotent batches {} ({} after a resend, {} duplicates answered), {} damaged reads, \
+         idempotent batches {} ({} after a resend, {} duplicates answered), {} pipelined, \
+         {} damaged reads, \
          kills {} scheduled + {} requested, disk: {} torn, {} dropped, {} fsync errors, \
          {} bit flips, {} ENOSPC",
         clients.idempotent_acked,
         clients.idempotent_acked_after_retry,
         clients.duplicates_answered,
+        clients.pipelined_acked,
         clients.damaged_reads,
         supervisor.kills,
         supervisor.requested,

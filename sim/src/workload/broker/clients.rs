@@ -74,6 +74,8 @@ pub struct ClientStats {
     pub idempotent_acked_after_retry: u64,
     /// Deliberate duplicates answered with the original offset.
     pub duplicates_answered: u64,
+    /// Batches the pipelined producer (five in flight) got acknowledged.
+    pub pipelined_acked: u64,
     /// Fetched bytes refused as damaged (bit flips) and fetched again.
     pub damaged_reads: u64,
 }
@@ -247,7 +249,16 @@ pub(super) async fn produce(
     batch: Bytes,
 ) -> ProduceOutcome {
     let body = produce_request(acks, partition, batch);
-    match client.call(PRODUCE_VERSION, body, CALL_TIMEOUT).await {
+    let result = client.call(PRODUCE_VERSION, body, CALL_TIMEOUT).await;
+    produce_outcome(result, partition)
+}
+
+/// What a produce call's result says about `partition`.
+pub(super) fn produce_outcome(
+    result: Result<ResponseBody, CallError>,
+    partition: i32,
+) -> ProduceOutcome {
+    match result {
         Ok(ResponseBody::Produce(response)) => {
             let answer = response
                 .responses

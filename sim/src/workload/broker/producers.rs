@@ -326,7 +326,11 @@ async fn resend_duplicate(
     }
 }
 
-async fn init_producer_id(ctx: &Ctx, who: &str, client: &mut KafkaClient) -> Option<(i64, i16)> {
+pub(super) async fn init_producer_id(
+    ctx: &Ctx,
+    who: &str,
+    client: &mut KafkaClient,
+) -> Option<(i64, i16)> {
     let body = RequestBody::InitProducerId(InitProducerIdRequest {
         transactional_id: None,
         transaction_timeout_ms: 60_000,
