@@ -19,7 +19,9 @@ pub mod index;
 pub mod partition;
 pub mod recovery;
 
-pub use partition::{FileKind, LogError, LogFile, LogOp, PartitionLog, ReadPlan, Segment};
+pub use partition::{
+    Appended, FileKind, LogError, LogFile, LogOp, PartitionLog, ReadPlan, Segment,
+};
 
 #[cfg(test)]
 mod tests;
