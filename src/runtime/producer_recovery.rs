@@ -76,6 +76,13 @@ pub async fn load(
         }
     }
     producers.expire(now_ms, expiration_ms);
+    tracing::info!(
+        dir = %files.dir(),
+        ?snapshot,
+        segments_read,
+        producers = producers.len(),
+        "producer state loaded"
+    );
     Ok(RecoveredProducers {
         producers,
         snapshot,
