@@ -277,9 +277,10 @@ impl LogFiles {
             .filter_map(|n| LogFile::parse_log_name(n))
             .collect();
         if bases.is_empty() {
-            let (log, op) = PartitionLog::create(config, now_ms);
+            let (mut log, op) = PartitionLog::create(config, now_ms);
             self.execute_one(&op).await?;
-            self.sort_out_snapshots(&names, &log).await?;
+            let snapshots = self.sort_out_snapshots(&names, &log).await?;
+            log.set_snapshots(snapshots);
             return Ok(Opened {
                 log,
                 truncated_bytes: 0,
