@@ -2,7 +2,9 @@
 //! batches' sequence ranges, so a retried batch is answered with its original offset and a gap in
 //! sequences is refused (KIP-98). Saved in a snapshot at each segment roll
 //! ([`super::producer_snapshot`]) and rebuilt at start-up from the newest valid snapshot plus the
-//! batches after it. A producer idle for `producer.id.expiration.ms` is forgotten.
+//! batches after it. A producer idle for `producer.id.expiration.ms` is forgotten; idle is
+//! measured from the broker's clock when its last batch was appended (Kafka uses the batch's max
+//! timestamp, which a client with a skewed clock sets), so a client clock cannot expire it early.
 
 use crate::protocol::error::ErrorCode;
 use std::collections::{BTreeMap, VecDeque};
