@@ -232,6 +232,9 @@ pub struct BrokerConfig {
     pub queued_max_request_bytes: usize,
     /// `log.retention.check.interval.ms`
     pub log_retention_check_interval_ms: u64,
+    /// `producer.id.expiration.ms`: an idempotent producer idle this long is forgotten (checked
+    /// at each retention check and segment roll).
+    pub producer_id_expiration_ms: i64,
     /// Defaults for every topic's log.
     pub log: LogConfig,
 }
@@ -255,6 +258,7 @@ impl Default for BrokerConfig {
             queued_max_requests: 500,
             queued_max_request_bytes: 104_857_600,
             log_retention_check_interval_ms: 300_000,
+            producer_id_expiration_ms: 86_400_000,
             log: LogConfig::default(),
         }
     }
@@ -324,6 +328,9 @@ impl BrokerConfig {
                 }
                 "log.retention.check.interval.ms" => {
                     config.log_retention_check_interval_ms = parse_min(key, v, 1)?
+                }
+                "producer.id.expiration.ms" => {
+                    config.producer_id_expiration_ms = parse_min(key, v, 1)?
                 }
                 "log.retention.hours" => {
                     config.log.retention_ms =
@@ -442,6 +449,11 @@ mod tests {
         assert_eq!(c.log.retention_ms, 3_600_000);
         assert_eq!(c.num_partitions, 6);
         assert_eq!(c.advertised_listeners[0].host, "host");
+        assert_eq!(c.producer_id_expiration_ms, 86_400_000);
+        let set = vec![("producer.id.expiration.ms".to_string(), "60000".to_string())];
+        let (c, _) = BrokerConfig::parse("", &set).unwrap();
+        assert_eq!(c.producer_id_expiration_ms, 60_000);
+        assert!(BrokerConfig::parse("producer.id.expiration.ms=0", &[]).is_err());
     }
 
     #[test]

@@ -10,6 +10,8 @@
 use bytes::{Bytes, BytesMut};
 
 use crate::core::broker::metadata::{decode_batches, MetadataRecord};
+use crate::core::broker::producer_snapshot;
+use crate::core::broker::producer_state::SequenceCheck;
 use crate::core::log::index::{SegmentIndex, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
 use crate::core::log::recovery::{scan_segment, sealed_segment, trim_to_offset};
 use crate::protocol::frame::{encode_frame, FrameDecoder, FrameError, FRAME_PREFIX_LEN};
@@ -42,6 +44,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("record_batch", record_batch),
     ("log_segment", log_segment),
     ("metadata_record", metadata_record),
+    ("producer_snapshot", producer_snapshot),
 ];
 
 /// The target function called `name`, if there is one.
@@ -215,6 +218,44 @@ pub fn metadata_record(data: &[u8]) {
     // The same bytes as one record value.
     if let Ok(r) = MetadataRecord::decode(Bytes::copy_from_slice(rest)) {
         assert_eq!(MetadataRecord::decode(r.encode()), Ok(r));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// producer_snapshot
+
+/// A producer state snapshot file as read back from disk, after a flag byte (`FLAG_FIX_CRC`:
+/// rewrite the CRC so the fuzzer reaches the checks behind it). A file that decodes re-encodes
+/// to exactly its bytes (the format has one encoding per state), and the state it holds answers
+/// a retry of every batch it remembers as a duplicate.
+pub fn producer_snapshot(data: &[u8]) {
+    let flags = data.first().copied().unwrap_or(0);
+    let mut file = data.get(1..).unwrap_or_default().to_vec();
+    if flags & FLAG_FIX_CRC != 0 && file.len() >= 6 {
+        let crc = crc32c::crc32c(&file[6..]);
+        file[2..6].copy_from_slice(&crc.to_be_bytes());
+    }
+    let Ok(snapshot) = producer_snapshot::decode(&file) else {
+        return;
+    };
+    let again = producer_snapshot::encode(snapshot.offset, &snapshot.producers);
+    assert_eq!(again.as_ref(), file.as_slice());
+    for (pid, entry) in snapshot.producers.entries() {
+        for b in &entry.batches {
+            let delta = i32::try_from(b.last_offset - b.base_offset).unwrap_or(i32::MAX);
+            let verdict = snapshot
+                .producers
+                .check(pid, entry.epoch, b.first_seq, delta);
+            if i64::from(delta) == b.last_offset - b.base_offset
+                && (i64::from(b.first_seq) + i64::from(delta)) % (i64::from(i32::MAX) + 1)
+                    == i64::from(b.last_seq)
+            {
+                assert!(
+                    matches!(verdict, SequenceCheck::Duplicate { .. }),
+                    "{verdict:?}"
+                );
+            }
+        }
     }
 }
 

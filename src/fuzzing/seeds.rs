@@ -6,6 +6,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{FLAG_PARTIAL_TAIL, FLAG_WRAP_PAYLOAD};
 use crate::core::broker::metadata::{encode_batch, MetadataRecord};
+use crate::core::broker::producer_snapshot;
+use crate::core::broker::producer_state::ProducerStates;
 use crate::protocol::frame::encode_frame;
 use crate::protocol::generated::{
     fetch_response::{FetchableTopicResponse, PartitionData},
@@ -37,6 +39,7 @@ pub fn seeds() -> Vec<Seed> {
     frame_seeds(&mut out);
     record_batch_seeds(&mut out);
     log_segment_seeds(&mut out);
+    producer_snapshot_seeds(&mut out);
     out
 }
 
@@ -439,5 +442,29 @@ fn log_segment_seeds(out: &mut Vec<Seed>) {
         "log_segment",
         "index_files",
         log_segment_input(0, 0, 0, 16, &idx),
+    );
+}
+
+fn producer_snapshot_seeds(out: &mut Vec<Seed>) {
+    let mut producers = ProducerStates::default();
+    let empty = [&[0u8][..], &producer_snapshot::encode(0, &producers)].concat();
+    seed(out, "producer_snapshot", "empty", empty);
+    for i in 0..6 {
+        producers.record(
+            7,
+            0,
+            i * 3,
+            i64::from(i) * 3,
+            i64::from(i) * 3 + 2,
+            1_700_000_000_000,
+        );
+    }
+    producers.record(42, 3, i32::MAX, 20, 21, 1_700_000_000_500);
+    let file = producer_snapshot::encode(22, &producers);
+    seed(
+        out,
+        "producer_snapshot",
+        "two_producers",
+        [&[0u8][..], &file].concat(),
     );
 }

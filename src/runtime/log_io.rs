@@ -3,7 +3,7 @@
 //! bytes through the `Storage` trait.
 
 use crate::config::LogConfig;
-use crate::core::log::recovery::{scan_segment, sealed_segment, ScannedSegment};
+use crate::core::log::recovery::{choose_snapshots, scan_segment, sealed_segment, ScannedSegment};
 use crate::core::log::{FileKind, LogFile, LogOp, PartitionLog, ReadPlan};
 use crate::storage::{FileId, Storage};
 use bytes::Bytes;
@@ -116,14 +116,60 @@ impl LogFiles {
                     if let Some(id) = self.open.remove(&file) {
                         self.storage.close(id).await?;
                     }
-                    match self.storage.remove(&self.path(file)).await {
-                        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                        _ => {}
-                    }
+                    self.remove_if_present(&self.path(file)).await?;
+                }
+                self.storage.sync_dir(&self.dir).await
+            }
+            LogOp::WriteSnapshot { offset, data } => {
+                let path = self.snapshot_path(*offset);
+                let tmp = format!("{path}{TMP_SUFFIX}");
+                let id = self.storage.open(&tmp, true).await?;
+                let written = async {
+                    self.storage.truncate(id, 0).await?;
+                    self.storage.write_at(id, 0, data.clone()).await?;
+                    self.storage.sync_data(id).await
+                }
+                .await;
+                let closed = self.storage.close(id).await;
+                written.and(closed)?;
+                self.storage.rename(&tmp, &path).await?;
+                self.storage.sync_dir(&self.dir).await
+            }
+            LogOp::DeleteSnapshots { offsets } => {
+                for offset in offsets {
+                    self.remove_if_present(&self.snapshot_path(*offset)).await?;
                 }
                 self.storage.sync_dir(&self.dir).await
             }
         }
+    }
+
+    fn snapshot_path(&self, offset: i64) -> String {
+        format!("{}/{}", self.dir, LogFile::snapshot_name(offset))
+    }
+
+    async fn remove_if_present(&self, path: &str) -> io::Result<()> {
+        match self.storage.remove(path).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Reads a whole producer state snapshot file (`NotFound` when it is absent).
+    pub async fn read_snapshot(&mut self, offset: i64) -> io::Result<Bytes> {
+        let id = self
+            .storage
+            .open(&self.snapshot_path(offset), false)
+            .await?;
+        let data = async {
+            let len = self.storage.len(id).await?;
+            self.storage
+                .read_at(id, 0, usize::try_from(len).unwrap_or(usize::MAX))
+                .await
+        }
+        .await;
+        let _ = self.storage.close(id).await;
+        data
     }
 
     /// Creates the log's directory (a new partition) and makes its entry durable.
@@ -231,12 +277,15 @@ impl LogFiles {
             .filter_map(|n| LogFile::parse_log_name(n))
             .collect();
         if bases.is_empty() {
-            let (log, op) = PartitionLog::create(config, now_ms);
+            let (mut log, op) = PartitionLog::create(config, now_ms);
             self.execute_one(&op).await?;
+            let snapshots = self.sort_out_snapshots(&names, &log).await?;
+            log.set_snapshots(snapshots);
             return Ok(Opened {
                 log,
                 truncated_bytes: 0,
                 tail: Bytes::new(),
+                snapshots: Vec::new(),
             });
         }
         let mut segments = Vec::with_capacity(bases.len());
@@ -278,26 +327,64 @@ impl LogFiles {
             segments.push(scanned.segment);
         }
         let start = segments.first().map_or(0, |s| s.base_offset);
-        let log = PartitionLog::from_segments(config, segments, start, now_ms);
+        let mut log = PartitionLog::from_segments(config, segments, start, now_ms);
+        let snapshots = self.sort_out_snapshots(&names, &log).await?;
+        log.set_snapshots(snapshots.iter().copied());
         Ok(Opened {
             log,
             truncated_bytes: truncated,
             tail,
+            snapshots,
         })
+    }
+
+    /// Removes leftover temporary snapshot files and the snapshots the recovered log makes
+    /// stale (durably: a snapshot beyond a cut tail must not survive to describe offsets new
+    /// batches will take). Returns the candidates, newest first.
+    async fn sort_out_snapshots(
+        &mut self,
+        names: &[String],
+        log: &PartitionLog,
+    ) -> io::Result<Vec<i64>> {
+        let offsets: Vec<i64> = names
+            .iter()
+            .filter_map(|n| LogFile::parse_snapshot_name(n))
+            .collect();
+        let first = log.segments().first().map_or(0, |s| s.base_offset);
+        let choice = choose_snapshots(&offsets, first, log.log_end_offset());
+        let mut removed = false;
+        for name in names.iter().filter(|n| n.ends_with(TMP_SUFFIX)) {
+            self.remove_if_present(&format!("{}/{name}", self.dir))
+                .await?;
+            removed = true;
+        }
+        if !choice.stale.is_empty() {
+            tracing::info!(dir = %self.dir, stale = ?choice.stale, "removing stale producer snapshots");
+            let op = LogOp::DeleteSnapshots {
+                offsets: choice.stale,
+            };
+            self.execute_one(&op).await?;
+        } else if removed {
+            self.storage.sync_dir(&self.dir).await?;
+        }
+        Ok(choice.candidates)
     }
 }
 
+/// Suffix of a snapshot being written; renamed into place once synced.
+const TMP_SUFFIX: &str = ".tmp";
 /// Extra reads of a segment whose scan would cut a tail, before the cut is believed.
 const RESCANS: usize = 3;
 /// Most reads of an index file while waiting for two that agree.
 const INDEX_READS: usize = 5;
 
-/// A recovered log, how much of a torn tail was cut, and the valid bytes of its last segment
-/// (to rebuild producer state from).
+/// A recovered log, how much of a torn tail was cut, the valid bytes of its last segment and the
+/// producer snapshots within it, newest first (to rebuild producer state from).
 pub struct Opened {
     pub log: PartitionLog,
     pub truncated_bytes: u64,
     pub tail: Bytes,
+    pub snapshots: Vec<i64>,
 }
 
 /// Ops that make a scanned segment's files match its image: cut the log's tail, rewrite both
@@ -339,4 +426,4 @@ fn rewrite_segment_files(seg: &crate::core::log::Segment, valid_len: u64) -> Vec
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

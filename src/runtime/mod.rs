@@ -8,6 +8,7 @@ pub mod executor;
 pub mod log_io;
 pub mod meta;
 pub mod node;
+pub mod producer_recovery;
 pub mod server;
 
 pub use server::{serve, ServeError};

@@ -6,12 +6,11 @@ use super::clock::Clock;
 use super::connection::{self, Limits};
 use super::log_io::{LogFiles, Opened};
 use super::node::{Inbound, Node};
+use super::producer_recovery;
 use crate::config::{BrokerConfig, LogConfig};
 use crate::core::broker::metadata::{self, MetadataImage};
-use crate::core::broker::producer_state::ProducerStates;
 use crate::core::broker::{Broker, PartitionState, TopicPartition, METADATA_DIR};
 use crate::storage::Storage;
-use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
@@ -175,12 +174,14 @@ async fn recover(
             let tp = TopicPartition::new(name, partition);
             let mut files = LogFiles::new(storage.clone(), tp.dir());
             let opened = files.open_log(log_config.clone(), now.wall_ms).await?;
-            let producers = producer_state(&mut files, &opened).await;
+            let expiration = config.producer_id_expiration_ms;
+            let recovered = producer_recovery::load(&mut files, &opened, now.wall_ms, expiration);
+            let recovered = recovered.await;
             files.close_all().await;
             if opened.truncated_bytes > 0 {
                 tracing::warn!(partition = %tp.dir(), bytes = opened.truncated_bytes, "cut a torn or corrupt log tail");
             }
-            let producers = producers?;
+            let producers = recovered?.producers;
             let mut log = opened.log;
             if let Some(&start) = topic.log_starts.get(&partition) {
                 // DeleteRecords: the start offset lives in the metadata log.
@@ -227,57 +228,6 @@ async fn read_metadata_segment(
     Err(ServeError::Metadata(error))
 }
 
-/// Reads of a sealed segment whose batches fail their checks, before what is valid is used.
-const PRODUCER_STATE_READS: usize = 4;
-
-/// Idempotent producer state, replayed from every segment oldest first: a producer's latest
-/// batches may sit in any segment, and forgetting them would refuse its next sequence
-/// (OUT_OF_ORDER_SEQUENCE_NUMBER) or accept a retry twice. Kafka keeps producer snapshots to avoid
-/// the full replay; this is the simple equivalent. The last segment's valid bytes were read by
-/// recovery; a sealed segment whose batches fail their CRC is read again (a transient read error).
-async fn producer_state(files: &mut LogFiles, opened: &Opened) -> io::Result<ProducerStates> {
-    let mut producers = ProducerStates::default();
-    if let Some((_, sealed)) = opened.log.segments().split_last() {
-        for seg in sealed {
-            let mut data = Bytes::new();
-            for _ in 0..PRODUCER_STATE_READS {
-                data = files.read_segment(seg.base_offset, seg.size).await?;
-                if all_batches_intact(&data) {
-                    break;
-                }
-            }
-            record_producers(&mut producers, &data);
-        }
-    }
-    record_producers(&mut producers, &opened.tail);
-    Ok(producers)
-}
-
-fn all_batches_intact(data: &Bytes) -> bool {
-    crate::protocol::records::batch::RecordBatches::new(data.clone())
-        .all(|b| b.is_ok_and(|b| b.verify_crc().is_ok()))
-}
-
-/// Adds the idempotent batches of `data` (whole batches, CRC-checked) to `producers`.
-fn record_producers(producers: &mut ProducerStates, data: &Bytes) {
-    let batches = crate::protocol::records::batch::RecordBatches::new(data.clone());
-    let intact = batches
-        .map_while(Result::ok)
-        .filter(|b| b.verify_crc().is_ok());
-    for header in intact.map(|b| *b.header()) {
-        if header.producer_id >= 0 {
-            let last = header.base_offset + i64::from(header.last_offset_delta);
-            producers.record(
-                header.producer_id,
-                header.producer_epoch,
-                header.base_sequence,
-                header.base_offset,
-                last,
-            );
-        }
-    }
-}
-
 /// Removes partition directories of topics that no longer exist (a delete interrupted by a crash).
 async fn remove_orphans(
     storage: &dyn Storage,
@@ -298,60 +248,4 @@ async fn remove_orphans(
         }
     }
     let _ = storage.sync_dir("").await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::core::broker::producer_state::SequenceCheck;
-    use crate::protocol::records::builder::BatchBuilder;
-    use crate::protocol::records::compression::Compression;
-    use crate::storage::memory::MemoryStorage;
-    use bytes::BytesMut;
-
-    fn batch(producer: Option<(i64, i32)>) -> BytesMut {
-        let mut b = BatchBuilder::new(Compression::None);
-        if let Some((id, seq)) = producer {
-            b = b.with_producer(id, 0, seq);
-        }
-        for _ in 0..4 {
-            b.push(1000, None, Some(Bytes::from_static(b"some value")), vec![])
-                .unwrap();
-        }
-        BytesMut::from(b.build().unwrap().as_ref())
-    }
-
-    #[tokio::test]
-    async fn producer_state_comes_from_every_segment() {
-        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
-        let config = LogConfig {
-            segment_bytes: 600,
-            ..LogConfig::default()
-        };
-        let mut files = LogFiles::new(storage.clone(), "t-0".to_owned());
-        let mut log = files.open_log(config.clone(), 0).await.unwrap().log;
-        // Producer 7's last batch, then enough plain batches to roll past its segment.
-        let mut ops = log.append(batch(Some((7, 0))), 0, 0).unwrap().ops;
-        for _ in 0..20 {
-            ops.extend(log.append(batch(None), 0, 0).unwrap().ops);
-        }
-        ops.push(log.flush(0).0);
-        files.execute(&ops).await.unwrap();
-        files.close_all().await;
-        assert!(log.segments().len() > 2);
-
-        let mut files = LogFiles::new(storage, "t-0".to_owned());
-        let opened = files.open_log(config, 0).await.unwrap();
-        let producers = producer_state(&mut files, &opened).await.unwrap();
-        assert_eq!(
-            producers.check(7, 0, 0, 3),
-            SequenceCheck::Duplicate { base_offset: 0 },
-            "a retry of the batch is still recognised"
-        );
-        assert_eq!(
-            producers.check(7, 0, 4, 0),
-            SequenceCheck::Accept,
-            "the next sequence is accepted"
-        );
-    }
 }

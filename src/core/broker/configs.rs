@@ -475,6 +475,11 @@ fn static_entries(config: &crate::config::BrokerConfig) -> Vec<(&'static str, St
                 TYPE_LONG,
             ),
             (
+                "producer.id.expiration.ms",
+                c.producer_id_expiration_ms.to_string(),
+                TYPE_INT,
+            ),
+            (
                 "log.retention.check.interval.ms",
                 c.log_retention_check_interval_ms.to_string(),
                 TYPE_LONG,

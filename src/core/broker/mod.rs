@@ -24,15 +24,19 @@ mod configs;
 pub mod fetch;
 pub mod metadata;
 pub mod produce;
+pub mod producer_snapshot;
 pub mod producer_state;
 
 use crate::config::{BrokerConfig, LogConfig};
-use crate::core::log::{LogOp, PartitionLog};
+use crate::core::log::partition::Appended;
+use crate::core::log::{LogError, LogOp, PartitionLog};
 use crate::core::time::{Instant, Now};
 use crate::protocol::api_versions;
 use crate::protocol::error::ErrorCode;
 use crate::protocol::generated::{RequestBody, ResponseBody};
 use crate::protocol::primitives::Uuid;
+use crate::protocol::records::batch::BatchHeader;
+use bytes::BytesMut;
 use metadata::{MetadataImage, MetadataRecord};
 use producer_state::ProducerStates;
 use std::collections::{BTreeMap, VecDeque};
@@ -152,6 +156,43 @@ impl PartitionState {
             sync_wanted: false,
             offline: false,
         }
+    }
+
+    /// Appends one validated batch (`header` is its header) and records its producer. When the
+    /// append rolls to a new segment, the producer state as of that segment's base (before this
+    /// batch) is written as a snapshot right after the roll, once producers idle for
+    /// `producer_id_expiration_ms` are forgotten: the roll synced everything below that base, so
+    /// the snapshot never describes records a crash could take back.
+    pub fn append_batch(
+        &mut self,
+        batch: BytesMut,
+        header: &BatchHeader,
+        now_ms: i64,
+        producer_id_expiration_ms: i64,
+    ) -> Result<Appended, LogError> {
+        let mut appended = self.log.append(batch, self.leader_epoch, now_ms)?;
+        if let Some(base) = appended.rolled_to {
+            self.producers.expire(now_ms, producer_id_expiration_ms);
+            let data = producer_snapshot::encode(base, &self.producers);
+            let at = appended
+                .ops
+                .iter()
+                .position(|op| matches!(op, LogOp::CreateSegment { .. }))
+                .map_or(0, |i| i + 1);
+            let snapshot_ops = self.log.write_snapshot(base, data);
+            appended.ops.splice(at..at, snapshot_ops);
+        }
+        if header.producer_id >= 0 {
+            self.producers.record(
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence,
+                appended.base_offset,
+                appended.last_offset,
+                now_ms,
+            );
+        }
+        Ok(appended)
     }
 
     /// What consumers may read: only what will survive a crash when the topic flushes before
@@ -397,14 +438,16 @@ impl Broker {
         }
     }
 
-    /// Retention: deletes expired segments of every partition (call every
-    /// `log.retention.check.interval.ms`).
+    /// Retention: deletes expired segments of every partition, and forgets producers idle for
+    /// `producer.id.expiration.ms` (call every `log.retention.check.interval.ms`).
     pub fn enforce_retention(&mut self, now: Now) {
         let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
         for tp in tps {
             let Some(p) = self.partitions.get_mut(&tp) else {
                 continue;
             };
+            p.producers
+                .expire(now.wall_ms, self.config.producer_id_expiration_ms);
             let Some(&last) = p.log.expired_segments(now.wall_ms).last() else {
                 continue;
             };

@@ -111,6 +111,7 @@ impl Broker {
         if batches.is_empty() {
             return Err(ErrorCode::InvalidRecord);
         }
+        let expiration_ms = self.config.producer_id_expiration_ms;
         let p = self
             .partitions
             .get_mut(tp)
@@ -132,23 +133,10 @@ impl Broker {
                 first_offset.get_or_insert(dup);
                 continue;
             }
+            let batch = BytesMut::from(b.as_bytes().as_ref());
             let appended = p
-                .log
-                .append(
-                    BytesMut::from(b.as_bytes().as_ref()),
-                    p.leader_epoch,
-                    now.wall_ms,
-                )
+                .append_batch(batch, &header, now.wall_ms, expiration_ms)
                 .map_err(|e| e.code())?;
-            if header.producer_id >= 0 {
-                p.producers.record(
-                    header.producer_id,
-                    header.producer_epoch,
-                    header.base_sequence,
-                    appended.base_offset,
-                    appended.last_offset,
-                );
-            }
             first_offset.get_or_insert(appended.base_offset);
             wait_end = Some(appended.last_offset + 1);
             ops.extend(appended.ops);

@@ -1,6 +1,10 @@
 //! Idempotent producer state of one partition: per producer id, its epoch and the last few
 //! batches' sequence ranges, so a retried batch is answered with its original offset and a gap in
-//! sequences is refused (KIP-98). Rebuilt from batch headers when a log is recovered.
+//! sequences is refused (KIP-98). Saved in a snapshot at each segment roll
+//! ([`super::producer_snapshot`]) and rebuilt at start-up from the newest valid snapshot plus the
+//! batches after it. A producer idle for `producer.id.expiration.ms` is forgotten; idle is
+//! measured from the broker's clock when its last batch was appended (Kafka uses the batch's max
+//! timestamp, which a client with a skewed clock sets), so a client clock cannot expire it early.
 
 use crate::protocol::error::ErrorCode;
 use std::collections::{BTreeMap, VecDeque};
@@ -17,10 +21,14 @@ pub struct BatchRange {
     pub last_offset: i64,
 }
 
+/// What is remembered of one producer id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct ProducerEntry {
-    epoch: i16,
-    batches: VecDeque<BatchRange>,
+pub struct ProducerEntry {
+    pub epoch: i16,
+    /// Oldest first, at most [`BATCHES_REMEMBERED`].
+    pub batches: VecDeque<BatchRange>,
+    /// Wall-clock ms the producer was last seen (drives `producer.id.expiration.ms`).
+    pub last_timestamp: i64,
 }
 
 /// The verdict on an incoming idempotent batch.
@@ -99,7 +107,8 @@ impl ProducerStates {
         }
     }
 
-    /// Records an appended batch (after `check` accepted it, or while replaying the log).
+    /// Records an appended batch (after `check` accepted it, or while replaying the log), seen at
+    /// wall-clock `timestamp`.
     pub fn record(
         &mut self,
         pid: i64,
@@ -107,8 +116,9 @@ impl ProducerStates {
         first_seq: i32,
         base_offset: i64,
         last_offset: i64,
+        timestamp: i64,
     ) {
-        let delta = i32::try_from(last_offset - base_offset).unwrap_or(i32::MAX);
+        let delta = i32::try_from(last_offset.saturating_sub(base_offset)).unwrap_or(i32::MAX);
         let range = BatchRange {
             first_seq,
             last_seq: seq_after(first_seq, delta),
@@ -118,7 +128,9 @@ impl ProducerStates {
         let entry = self.producers.entry(pid).or_insert_with(|| ProducerEntry {
             epoch,
             batches: VecDeque::new(),
+            last_timestamp: timestamp,
         });
+        entry.last_timestamp = entry.last_timestamp.max(timestamp);
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -135,6 +147,25 @@ impl ProducerStates {
             entry.batches.retain(|b| b.last_offset < offset);
         }
         self.producers.retain(|_, e| !e.batches.is_empty());
+    }
+
+    /// Forgets producers last seen `expiration_ms` or longer before `now_ms`
+    /// (`producer.id.expiration.ms`). Returns how many were forgotten.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        before - self.producers.len()
+    }
+
+    /// Every producer, by id.
+    pub fn entries(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> + '_ {
+        self.producers.iter().map(|(pid, e)| (*pid, e))
+    }
+
+    /// Puts back a producer read from a snapshot.
+    pub fn insert_entry(&mut self, pid: i64, entry: ProducerEntry) {
+        self.producers.insert(pid, entry);
     }
 
     pub fn len(&self) -> usize {
@@ -154,9 +185,9 @@ mod tests {
     fn sequences_duplicates_and_fencing() {
         let mut s = ProducerStates::default();
         assert_eq!(s.check(7, 0, 0, 4), SequenceCheck::Accept);
-        s.record(7, 0, 0, 100, 104);
+        s.record(7, 0, 0, 100, 104, 0);
         assert_eq!(s.check(7, 0, 5, 0), SequenceCheck::Accept);
-        s.record(7, 0, 5, 105, 105);
+        s.record(7, 0, 5, 105, 105, 0);
         // A retry of the first batch is answered with its original offset.
         assert_eq!(
             s.check(7, 0, 0, 4),
@@ -187,9 +218,24 @@ mod tests {
     #[test]
     fn sequence_wraps_and_truncation_forgets() {
         let mut s = ProducerStates::default();
-        s.record(1, 0, i32::MAX - 1, 0, 1);
+        s.record(1, 0, i32::MAX - 1, 0, 1, 0);
         assert_eq!(s.check(1, 0, 0, 0), SequenceCheck::Accept);
         s.truncate(0);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn idle_producers_expire() {
+        let mut s = ProducerStates::default();
+        s.record(1, 0, 0, 0, 0, 1_000);
+        s.record(2, 0, 0, 1, 1, 5_000);
+        // Seen again later: the newest sighting counts, even if a replayed batch is older.
+        s.record(1, 0, 1, 2, 2, 9_000);
+        s.record(1, 0, 2, 3, 3, 8_000);
+        assert_eq!(s.expire(14_999, 10_000), 0);
+        assert_eq!(s.expire(15_000, 10_000), 1);
+        assert_eq!(s.entries().map(|(pid, _)| pid).collect::<Vec<_>>(), [1]);
+        assert_eq!(s.expire(19_000, 10_000), 1);
         assert!(s.is_empty());
     }
 }

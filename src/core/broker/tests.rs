@@ -1,6 +1,7 @@
 //! Broker machine tests: requests in, outputs checked as data, storage completions fed back by
 //! hand. No runtime, no files.
 
+use super::producer_state::SequenceCheck;
 use super::*;
 use crate::core::log::LogOp;
 use crate::protocol::generated::create_topics_request::{CreatableTopic, CreateTopicsRequest};
@@ -27,9 +28,13 @@ struct Harness {
 
 impl Harness {
     fn new() -> Harness {
+        Harness::with_config(BrokerConfig::default())
+    }
+
+    fn with_config(config: BrokerConfig) -> Harness {
         let (metadata_log, _) = PartitionLog::create(LogConfig::default(), 0);
         let broker = Broker::new(
-            BrokerConfig::default(),
+            config,
             "test-cluster".into(),
             MetadataImage::default(),
             metadata_log,
@@ -276,6 +281,80 @@ fn an_idempotent_retry_is_answered_with_the_original_offset() {
     let next = h.produce("t", 0, -1, idem(5, 1));
     h.complete_all();
     assert_eq!(produce_answer(&h, next), (0, 5));
+}
+
+#[test]
+fn rolls_snapshot_producers_retention_keeps_them_and_idleness_expires_them() {
+    const DAY_MS: i64 = 86_400_000;
+    let mut config = BrokerConfig::default();
+    config.log.segment_bytes = 600;
+    config.log.retention_bytes = 600;
+    let mut h = Harness::with_config(config);
+    h.create_topic("t", 1);
+    let idem = |seq: i32| {
+        let mut b = BatchBuilder::new(Compression::None).with_producer(42, 0, seq);
+        for i in 0..5 {
+            b.push(1000, None, Some(Bytes::from(format!("v{i}"))), vec![])
+                .unwrap();
+        }
+        b.build().unwrap()
+    };
+    let first = h.produce("t", 0, -1, idem(0));
+    h.complete_all();
+    assert_eq!(produce_answer(&h, first), (0, 0));
+    // Plain batches until the log rolls: the roll syncs the old segment, creates the new one,
+    // then snapshots the producers as of its base.
+    let snapshot = loop {
+        h.produce("t", 0, -1, batch(5));
+        let (_, _, ops) = h.work.first().expect("a write").clone();
+        h.complete_all();
+        let Some(at) = ops
+            .iter()
+            .position(|op| matches!(op, LogOp::WriteSnapshot { .. }))
+        else {
+            continue;
+        };
+        assert!(matches!(ops[at - 2], LogOp::Sync { .. }));
+        let LogOp::CreateSegment { base_offset } = ops[at - 1] else {
+            panic!("{ops:?}")
+        };
+        let LogOp::WriteSnapshot { offset, data } = &ops[at] else {
+            unreachable!()
+        };
+        assert_eq!(*offset, base_offset);
+        break producer_snapshot::decode(data).unwrap();
+    };
+    assert_eq!(
+        snapshot.producers.check(42, 0, 0, 4),
+        SequenceCheck::Duplicate { base_offset: 0 }
+    );
+    // Roll again, then retention deletes every segment but the last: the producer stays.
+    let tp = TopicPartition::new("t", 0);
+    let segments = h.broker.partition(&tp).unwrap().log.segments().len();
+    while h.broker.partition(&tp).unwrap().log.segments().len() == segments {
+        h.produce("t", 0, -1, batch(5));
+        h.complete_all();
+    }
+    h.broker.enforce_retention(h.now);
+    h.drain();
+    let (_, _, ops) = h.work.first().expect("retention work").clone();
+    h.complete_all();
+    assert!(ops.contains(&LogOp::DeleteSegment { base_offset: 0 }));
+    let p = h.broker.partition(&tp).unwrap();
+    assert!(p.log.log_start_offset() > 5, "producer 42's batch is gone");
+    let retry = h.produce("t", 0, -1, idem(0));
+    assert!(h.work.is_empty(), "a duplicate is not written again");
+    assert_eq!(produce_answer(&h, retry), (0, 0));
+    // A day of idleness later the producer is forgotten: its next sequence is refused.
+    h.now.wall_ms += DAY_MS;
+    h.broker.enforce_retention(h.now);
+    h.drain();
+    h.complete_all();
+    let next = h.produce("t", 0, -1, idem(5));
+    assert_eq!(
+        produce_answer(&h, next).0,
+        ErrorCode::OutOfOrderSequenceNumber.code()
+    );
 }
 
 #[test]

@@ -20,7 +20,9 @@ pub mod partition;
 pub mod recovery;
 pub mod time_lookup;
 
-pub use partition::{FileKind, LogError, LogFile, LogOp, PartitionLog, ReadPlan, Segment};
+pub use partition::{
+    Appended, FileKind, LogError, LogFile, LogOp, PartitionLog, ReadPlan, Segment,
+};
 
 #[cfg(test)]
 mod tests;

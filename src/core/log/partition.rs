@@ -5,6 +5,10 @@ use crate::config::LogConfig;
 use crate::protocol::error::ErrorCode;
 use crate::protocol::records::batch::{assign_offsets, BatchHeader, OffsetAssignment};
 use bytes::{Bytes, BytesMut};
+use std::collections::BTreeSet;
+
+/// Producer snapshots kept besides the newest: fallbacks should the newest read back damaged.
+pub const OLDER_SNAPSHOTS_KEPT: usize = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum FileKind {
@@ -33,12 +37,27 @@ impl LogFile {
 
     /// Parses a `.log` file name back to its base offset.
     pub fn parse_log_name(name: &str) -> Option<i64> {
-        let digits = name.strip_suffix(".log")?;
-        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        digits.parse().ok()
+        parse_offset_name(name, ".log")
     }
+
+    /// A producer state snapshot's file name: the offset it describes in 20 digits plus
+    /// `.snapshot`, as Kafka names them.
+    pub fn snapshot_name(offset: i64) -> String {
+        format!("{offset:020}.snapshot")
+    }
+
+    /// Parses a `.snapshot` file name back to its offset.
+    pub fn parse_snapshot_name(name: &str) -> Option<i64> {
+        parse_offset_name(name, ".snapshot")
+    }
+}
+
+fn parse_offset_name(name: &str, suffix: &str) -> Option<i64> {
+    let digits = name.strip_suffix(suffix)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// Storage work for the driver, executed in order.
@@ -63,6 +82,11 @@ pub enum LogOp {
     SyncLog { base_offset: i64 },
     /// Remove the segment's files and sync the directory.
     DeleteSegment { base_offset: i64 },
+    /// Write a producer state snapshot as `<offset>.snapshot` so that it is whole or absent:
+    /// write a temporary file, sync it, rename it into place, sync the directory.
+    WriteSnapshot { offset: i64, data: Bytes },
+    /// Remove these producer state snapshots and sync the directory.
+    DeleteSnapshots { offsets: Vec<i64> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -134,6 +158,9 @@ pub struct Appended {
     pub last_offset: i64,
     /// The batch's max timestamp after the broker's rewrite (LogAppendTime sets it).
     pub max_timestamp: i64,
+    /// The base offset of the segment this append rolled to: the caller snapshots its producer
+    /// state as of that offset (before recording this batch) with [`PartitionLog::write_snapshot`].
+    pub rolled_to: Option<i64>,
     pub ops: Vec<LogOp>,
 }
 
@@ -148,6 +175,8 @@ pub struct PartitionLog {
     /// Appended records not yet covered by a sync, for `flush.messages`.
     unsynced_records: u64,
     last_flush_ms: i64,
+    /// Offsets of the producer state snapshots in the directory.
+    snapshots: BTreeSet<i64>,
 }
 
 impl PartitionLog {
@@ -183,7 +212,44 @@ impl PartitionLog {
             segments,
             unsynced_records: 0,
             last_flush_ms: now_ms,
+            snapshots: BTreeSet::new(),
         }
+    }
+
+    /// The producer state snapshots recovery found (and kept) in the directory.
+    pub fn set_snapshots(&mut self, offsets: impl IntoIterator<Item = i64>) {
+        self.snapshots = offsets.into_iter().collect();
+    }
+
+    pub fn snapshots(&self) -> &BTreeSet<i64> {
+        &self.snapshots
+    }
+
+    /// Plans writing the producer state as of `offset` (encoded in `data`) and removing the
+    /// snapshots it makes unnecessary: all but [`OLDER_SNAPSHOTS_KEPT`] older ones. `offset` must
+    /// be the base of a segment whose predecessors were synced (a roll), so the snapshot never
+    /// describes records a crash could take back.
+    pub fn write_snapshot(&mut self, offset: i64, data: Bytes) -> Vec<LogOp> {
+        assert!(
+            offset <= self.log_end_offset(),
+            "a snapshot cannot describe offsets the log has not reached"
+        );
+        self.snapshots.insert(offset);
+        let mut ops = vec![LogOp::WriteSnapshot { offset, data }];
+        let obsolete: Vec<i64> = self
+            .snapshots
+            .range(..offset)
+            .rev()
+            .skip(OLDER_SNAPSHOTS_KEPT)
+            .copied()
+            .collect();
+        if !obsolete.is_empty() {
+            for o in &obsolete {
+                self.snapshots.remove(o);
+            }
+            ops.push(LogOp::DeleteSnapshots { offsets: obsolete });
+        }
+        ops
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -255,8 +321,10 @@ impl PartitionLog {
         let data = batch.freeze();
 
         let mut ops = Vec::with_capacity(4);
+        let mut rolled_to = None;
         if self.should_roll(data.len() as u64, last_offset, now_ms) {
             ops.extend(self.roll(now_ms));
+            rolled_to = Some(base_offset);
         }
         let interval = u64::from(self.config.index_interval_bytes);
         let seg = self.active_mut();
@@ -304,6 +372,7 @@ impl PartitionLog {
             base_offset,
             last_offset,
             max_timestamp,
+            rolled_to,
             ops,
         })
     }
@@ -429,7 +498,9 @@ impl PartitionLog {
     }
 
     /// Deletes the oldest segments up to and including `base_offset`; the log start moves to the
-    /// next segment's base.
+    /// next segment's base. Producer snapshots below that base go too: replaying from one would
+    /// need the deleted segments. (The producer state itself outlives them: it is in memory and in
+    /// the newer snapshots, and only `producer.id.expiration.ms` forgets a producer.)
     pub fn delete_segments_through(&mut self, base_offset: i64) -> Vec<LogOp> {
         let mut ops = Vec::new();
         while self.segments.len() > 1 && self.segments[0].base_offset <= base_offset {
@@ -440,6 +511,13 @@ impl PartitionLog {
         }
         let first = self.segments.first().map_or(0, |s| s.base_offset);
         self.log_start_offset = self.log_start_offset.max(first);
+        let below: Vec<i64> = self.snapshots.range(..first).copied().collect();
+        if !below.is_empty() {
+            for o in &below {
+                self.snapshots.remove(o);
+            }
+            ops.push(LogOp::DeleteSnapshots { offsets: below });
+        }
         ops
     }
 

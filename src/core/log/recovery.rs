@@ -105,6 +105,36 @@ pub fn sealed_segment(
     Some(seg)
 }
 
+/// The producer state snapshots recovery found, sorted out against the recovered log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SnapshotChoice {
+    /// Snapshots within the log (`first base ≤ offset ≤ log end`), newest first: load the first
+    /// that reads back valid, then replay the log from its offset.
+    pub candidates: Vec<i64>,
+    /// Snapshots to remove before the log takes new writes: one beyond the log end claims
+    /// offsets a cut tail took back (new batches will reuse them), and one below the first
+    /// segment could only be replayed from through segments that are gone.
+    pub stale: Vec<i64>,
+}
+
+/// Sorts out the snapshots in a partition directory for a log whose segments start at
+/// `first_base` and end (next offset) at `log_end`.
+pub fn choose_snapshots(offsets: &[i64], first_base: i64, log_end: i64) -> SnapshotChoice {
+    let mut choice = SnapshotChoice::default();
+    for &o in offsets {
+        if (first_base..=log_end).contains(&o) {
+            choice.candidates.push(o);
+        } else {
+            choice.stale.push(o);
+        }
+    }
+    choice.candidates.sort_unstable_by(|a, b| b.cmp(a));
+    choice.candidates.dedup();
+    choice.stale.sort_unstable();
+    choice.stale.dedup();
+    choice
+}
+
 /// Drops the leading batches of a read that end below `offset`, everything from the high
 /// watermark on, and any partial batch at the end unless it is the only one (a client then asks
 /// for more). Returns the bytes to send.

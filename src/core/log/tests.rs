@@ -1,7 +1,7 @@
 //! Partition log model tests: no runtime, no files; ops are checked as data and recovery runs on
 //! the bytes the ops would have written.
 
-use super::recovery::{scan_segment, trim_to_offset};
+use super::recovery::{choose_snapshots, scan_segment, trim_to_offset, SnapshotChoice};
 use super::*;
 use crate::config::LogConfig;
 use crate::protocol::records::batch::{BatchHeader, RecordBatches};
@@ -56,6 +56,8 @@ fn apply(files: &mut BTreeMap<LogFile, Vec<u8>>, ops: &[LogOp]) {
             LogOp::DeleteSegment { base_offset } => {
                 files.retain(|f, _| f.base_offset != *base_offset)
             }
+            // Producer snapshots are not segment files; their ops are checked as data.
+            LogOp::WriteSnapshot { .. } | LogOp::DeleteSnapshots { .. } => {}
         }
     }
 }
@@ -389,4 +391,67 @@ fn a_time_search_finds_the_first_record_at_or_after_the_timestamp() {
     assert_eq!(search(61), None);
     assert_eq!(log.max_timestamp(), Some(60));
     assert!(log.segments().len() > 1, "the search crosses segments");
+}
+
+#[test]
+fn rolls_report_the_new_base_and_snapshots_are_pruned() {
+    let (mut log, _) = PartitionLog::create(config(), 0);
+    let mut rolls = Vec::new();
+    for _ in 0..40 {
+        let appended = log.append(batch(3, 1000), 0, 0).unwrap();
+        let created = appended.ops.iter().find_map(|op| match op {
+            LogOp::CreateSegment { base_offset } => Some(*base_offset),
+            _ => None,
+        });
+        assert_eq!(appended.rolled_to, created);
+        if let Some(base) = appended.rolled_to {
+            assert_eq!(
+                base, appended.base_offset,
+                "the rolling batch opens the segment"
+            );
+            rolls.push(base);
+            let ops = log.write_snapshot(base, Bytes::from_static(b"state"));
+            assert!(matches!(&ops[0], LogOp::WriteSnapshot { offset, .. } if *offset == base));
+            // The newest and OLDER_SNAPSHOTS_KEPT before it stay.
+            let kept = rolls.len().min(1 + partition::OLDER_SNAPSHOTS_KEPT);
+            let expect: Vec<i64> = rolls[rolls.len() - kept..].to_vec();
+            assert_eq!(log.snapshots().iter().copied().collect::<Vec<_>>(), expect);
+            if rolls.len() > kept {
+                let gone = rolls[rolls.len() - kept - 1];
+                assert_eq!(
+                    ops[1],
+                    LogOp::DeleteSnapshots {
+                        offsets: vec![gone]
+                    }
+                );
+            }
+        }
+    }
+    assert!(rolls.len() > 3);
+    // Retention past the older snapshot removes it with its segment; the newest stays.
+    let newest = *rolls.last().unwrap();
+    let older = rolls[rolls.len() - 2];
+    let ops = log.delete_segments_through(older);
+    assert_eq!(
+        ops.last(),
+        Some(&LogOp::DeleteSnapshots {
+            offsets: vec![older]
+        })
+    );
+    assert_eq!(
+        log.snapshots().iter().copied().collect::<Vec<_>>(),
+        [newest]
+    );
+}
+
+#[test]
+fn snapshots_are_sorted_out_against_the_recovered_log() {
+    assert_eq!(
+        choose_snapshots(&[0, 40, 10, 90, 70], 10, 70),
+        SnapshotChoice {
+            candidates: vec![70, 40, 10],
+            stale: vec![0, 90],
+        }
+    );
+    assert_eq!(choose_snapshots(&[], 0, 0), SnapshotChoice::default());
 }

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 /// `MemoryStorage` whose next reads of chosen files flip one bit of the returned bytes (the
 /// stored bytes stay intact, as with a faulty cable or controller).
 #[derive(Default)]
-struct FlakyReads {
+pub(crate) struct FlakyReads {
     inner: MemoryStorage,
     paths: Mutex<BTreeMap<FileId, String>>,
     /// Path -> (reads still to damage, byte to flip).
@@ -21,14 +21,14 @@ struct FlakyReads {
 }
 
 impl FlakyReads {
-    fn damage_next_reads(&self, path: &str, reads: usize, byte: usize) {
+    pub(crate) fn damage_next_reads(&self, path: &str, reads: usize, byte: usize) {
         self.flips
             .lock()
             .unwrap()
             .insert(path.to_owned(), (reads, byte));
     }
 
-    fn damages_left(&self, path: &str) -> usize {
+    pub(crate) fn damages_left(&self, path: &str) -> usize {
         self.flips.lock().unwrap().get(path).map_or(0, |f| f.0)
     }
 }
