@@ -6,10 +6,12 @@
 //! `TcpStream` sends nothing until flushed, and delivers each flushed write as its own read.
 
 use bytes::{Bytes, BytesMut};
+use gregor::core::buggify::Buggify;
 use gregor::protocol::frame::{encode_frame, FrameDecoder};
 use gregor::protocol::generated::{RequestBody, ResponseBody};
 use gregor::protocol::header::{decode_response, encode_request, peek_correlation_id};
 use madsim::net::TcpStream;
+use madsim::runtime::Handle;
 use madsim::time::timeout;
 use std::fmt;
 use std::io;
@@ -54,7 +56,20 @@ struct Connection {
 }
 
 impl Connection {
-    async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+    async fn send(&mut self, frame: &[u8], buggify: &Buggify) -> io::Result<()> {
+        // Buggify: send the request in small flushed pieces, so the broker reads frames (and
+        // their size prefix) split across reads.
+        if frame.len() > 1 && buggify.fire("client-split-request", 0.2) {
+            let mut rest = frame;
+            while rest.len() > 1 {
+                let (piece, tail) = rest.split_at(1 + buggify.pick(rest.len() as u64 - 1) as usize);
+                self.stream.write_all(piece).await?;
+                self.stream.flush().await?;
+                rest = tail;
+            }
+            self.stream.write_all(rest).await?;
+            return self.stream.flush().await;
+        }
         self.stream.write_all(frame).await?;
         self.stream.flush().await
     }
@@ -82,6 +97,7 @@ pub struct KafkaClient {
     conn: Option<Connection>,
     next_correlation_id: i32,
     connect_timeout: Duration,
+    buggify: Buggify,
 }
 
 impl KafkaClient {
@@ -92,6 +108,9 @@ impl KafkaClient {
             conn: None,
             next_correlation_id: 0,
             connect_timeout: Duration::from_millis(500),
+            buggify: Buggify::new(Handle::current().seed())
+                .fork("clients")
+                .fork(client_id),
         }
     }
 
@@ -152,8 +171,14 @@ impl KafkaClient {
     ) -> Result<ResponseBody, CallError> {
         let api_key = body.api_key();
         let (correlation_id, frame) = self.encode(version, &body)?;
+        let buggify = self.buggify.clone();
         let conn = self.connection().await?;
-        conn.send(&frame).await?;
+        conn.send(&frame, &buggify).await?;
+        // Buggify: give up on the request once it is sent (a client timeout): the broker may
+        // still carry it out and answer into a closed connection; the caller resends or not.
+        if buggify.fire("client-abandon-request", 0.03) {
+            return Err(CallError::Timeout);
+        }
         let response = conn.read_frame().await?;
         let got = peek_correlation_id(&response).map_err(|e| CallError::Protocol(e.to_string()))?;
         if got != correlation_id {
@@ -174,9 +199,10 @@ impl KafkaClient {
         within: Duration,
     ) -> Result<(), CallError> {
         let (_, frame) = self.encode(version, &body)?;
+        let buggify = self.buggify.clone();
         let send = async {
             let conn = self.connection().await?;
-            conn.send(&frame).await.map_err(CallError::Io)
+            conn.send(&frame, &buggify).await.map_err(CallError::Io)
         };
         let result = timeout(within, send)
             .await

@@ -26,6 +26,7 @@ pub mod produce;
 pub mod producer_state;
 
 use crate::config::{topic_log_config, BrokerConfig, LogConfig};
+use crate::core::buggify::Buggify;
 use crate::core::log::{LogOp, PartitionLog, ReadPlan};
 use crate::core::time::{Instant, Now};
 use crate::protocol::api_versions;
@@ -196,6 +197,8 @@ pub struct Broker {
     producer_block_end: i64,
     /// Set when the broker cannot go on (its metadata log failed): the driver must stop it.
     fatal: Option<String>,
+    /// Rare-but-legal paths in simulation (nothing outside it), from the driver's seed.
+    buggify: Buggify,
 }
 
 impl Broker {
@@ -226,7 +229,13 @@ impl Broker {
             producer_block_end: image.next_producer_id,
             image,
             fatal: None,
+            buggify: Buggify::new(seed),
         }
+    }
+
+    /// The broker's buggify source, for the driver to fork its own streams from.
+    pub fn buggify(&self) -> &Buggify {
+        &self.buggify
     }
 
     /// Why the broker must stop, once something it cannot recover from in place happened.

@@ -132,6 +132,11 @@ impl Broker {
                 first_offset.get_or_insert(dup);
                 continue;
             }
+            // Buggify: roll the segment before segment.bytes (many small segments: reads across
+            // segment ends, sealed-segment indexes, recovery and producer state over many files).
+            if self.buggify.fire("log-roll-early", 0.1) {
+                ops.extend(p.log.roll_early(now.wall_ms));
+            }
             let appended = p
                 .log
                 .append(
@@ -167,7 +172,9 @@ impl Broker {
             let end = p.log.log_end_offset();
             self.new_work(LogTarget::Partition(tp.clone()), end, WorkKind::Write, ops);
         }
-        if flush_now {
+        // Buggify: leave the group-commit sync to the flush timer (acks=all answers wait for
+        // `handle_timeout`, and one later sync covers several requests).
+        if flush_now && !self.buggify.fire("flush-deferred", 0.2) {
             self.start_sync(tp, now);
         }
         Ok(Appended {
