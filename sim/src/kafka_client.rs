@@ -53,10 +53,12 @@ impl From<io::Error> for CallError {
 struct Connection {
     stream: TcpStream,
     buf: BytesMut,
+    buggify: Buggify,
 }
 
 impl Connection {
-    async fn send(&mut self, frame: &[u8], buggify: &Buggify) -> io::Result<()> {
+    async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        let buggify = &self.buggify;
         // Buggify: send the request in small flushed pieces, so the broker reads frames (and
         // their size prefix) split across reads.
         if frame.len() > 1 && buggify.fire("client-split-request", 0.2) {
@@ -98,6 +100,7 @@ pub struct KafkaClient {
     next_correlation_id: i32,
     connect_timeout: Duration,
     buggify: Buggify,
+    connections: u64,
 }
 
 impl KafkaClient {
@@ -111,6 +114,7 @@ impl KafkaClient {
             buggify: Buggify::new(Handle::current().seed())
                 .fork("clients")
                 .fork(client_id),
+            connections: 0,
         }
     }
 
@@ -129,9 +133,11 @@ impl KafkaClient {
                 Ok(stream) => stream?,
                 Err(_) => return Err(CallError::Timeout),
             };
+            self.connections += 1;
             self.conn = Some(Connection {
                 stream,
                 buf: BytesMut::with_capacity(4096),
+                buggify: self.buggify.fork_id(self.connections),
             });
         }
         self.conn
@@ -171,12 +177,12 @@ impl KafkaClient {
     ) -> Result<ResponseBody, CallError> {
         let api_key = body.api_key();
         let (correlation_id, frame) = self.encode(version, &body)?;
-        let buggify = self.buggify.clone();
-        let conn = self.connection().await?;
-        conn.send(&frame, &buggify).await?;
         // Buggify: give up on the request once it is sent (a client timeout): the broker may
         // still carry it out and answer into a closed connection; the caller resends or not.
-        if buggify.fire("client-abandon-request", 0.03) {
+        let abandon = self.buggify.fire("client-abandon-request", 0.03);
+        let conn = self.connection().await?;
+        conn.send(&frame).await?;
+        if abandon {
             return Err(CallError::Timeout);
         }
         let response = conn.read_frame().await?;
@@ -199,10 +205,9 @@ impl KafkaClient {
         within: Duration,
     ) -> Result<(), CallError> {
         let (_, frame) = self.encode(version, &body)?;
-        let buggify = self.buggify.clone();
         let send = async {
             let conn = self.connection().await?;
-            conn.send(&frame, &buggify).await.map_err(CallError::Io)
+            conn.send(&frame).await.map_err(CallError::Io)
         };
         let result = timeout(within, send)
             .await

@@ -22,8 +22,9 @@ pub const SITE_ACTIVE: f64 = 0.25;
 #[cfg(any(madsim, test))]
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// A source of buggify decisions for one owner. See the module docs.
-#[derive(Debug, Clone, Default)]
+/// A source of buggify decisions for one owner. See the module docs. Not `Clone`: a copy would
+/// repeat the same draws; [`Buggify::fork`] gives another owner its own stream.
+#[derive(Debug, Default)]
 pub struct Buggify {
     #[cfg(madsim)]
     engine: Option<Engine>,
@@ -122,17 +123,6 @@ struct Engine {
     /// An atomic only so that owners stay `Sync` (futures borrow them across awaits); each
     /// stream has one owner, so the order of draws is the program's order.
     state: AtomicU64,
-}
-
-#[cfg(any(madsim, test))]
-impl Clone for Engine {
-    fn clone(&self) -> Engine {
-        Engine {
-            seed: self.seed,
-            lineage: self.lineage,
-            state: AtomicU64::new(self.state.load(Ordering::Relaxed)),
-        }
-    }
 }
 
 #[cfg(any(madsim, test))]
