@@ -297,9 +297,13 @@ impl LogFiles {
                         kind: FileKind::TimeIndex,
                     })
                     .await?;
+                // Buggify: distrust good indexes and scan the sealed segment, as after damage.
+                let rescan = self.buggify.fire("recovery-scan-sealed", 0.2);
                 if let Some(seg) = sealed_segment(base, next_base, size, &oi, &ti, now_ms) {
-                    segments.push(seg);
-                    continue;
+                    if !rescan {
+                        segments.push(seg);
+                        continue;
+                    }
                 }
             }
             let (data, scanned) = self

@@ -453,6 +453,11 @@ impl Broker {
         match self.metadata_log.append(batch, 0, now.wall_ms) {
             Ok(appended) => {
                 let mut ops = appended.ops;
+                // Buggify: roll the metadata log (64 MiB segments otherwise never roll in a
+                // test): start-up then replays the image from several segments.
+                if self.buggify.fire("metadata-roll-early", 0.3) {
+                    ops.extend(self.metadata_log.roll_early(now.wall_ms));
+                }
                 let (sync, upto) = self.metadata_log.flush(now.wall_ms);
                 ops.push(sync);
                 Some(self.new_work(LogTarget::Metadata, upto, WorkKind::Metadata, ops))

@@ -132,11 +132,6 @@ impl Broker {
                 first_offset.get_or_insert(dup);
                 continue;
             }
-            // Buggify: roll the segment before segment.bytes (many small segments: reads across
-            // segment ends, sealed-segment indexes, recovery and producer state over many files).
-            if self.buggify.fire("log-roll-early", 0.1) {
-                ops.extend(p.log.roll_early(now.wall_ms));
-            }
             let appended = p
                 .log
                 .append(
@@ -157,6 +152,11 @@ impl Broker {
             first_offset.get_or_insert(appended.base_offset);
             wait_end = Some(appended.last_offset + 1);
             ops.extend(appended.ops);
+            // Buggify: roll the segment before segment.bytes (many small segments: reads across
+            // segment ends, sealed-segment indexes, recovery and producer state over many files).
+            if self.buggify.fire("log-roll-early", 0.1) {
+                ops.extend(p.log.roll_early(now.wall_ms));
+            }
         }
         let log_append_time = if p.log.config().log_append_time {
             now.wall_ms
