@@ -252,11 +252,10 @@ impl Broker {
             response.topics.push(result);
         }
         let body = ResponseBody::CreateTopics(response);
-        if records.is_empty() {
-            self.respond(ctx.reply, body);
-        } else {
-            self.commit_metadata(records, Some((ctx.reply, body)), now);
-        }
+        // Even with nothing to write, answer only once earlier metadata writes are durable:
+        // TOPIC_ALREADY_EXISTS for a topic whose creation is still in flight would otherwise
+        // tell a client about a topic that a crash can still undo.
+        self.commit_metadata(records, Some((ctx.reply, body)), now);
     }
 
     fn pending_topic(&self, name: &str) -> bool {
