@@ -117,6 +117,8 @@ pub async fn serve<S>(
     let _ = to_node.send(Inbound::Closed { conn });
 }
 
+// The connection's plumbing, each piece passed once from `serve`.
+#[allow(clippy::too_many_arguments)]
 async fn read_loop<R: AsyncRead>(
     reader: R,
     conn: u64,
