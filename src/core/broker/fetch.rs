@@ -61,10 +61,13 @@ impl Broker {
                 .iter()
                 .flat_map(|t| &t.partitions)
                 .any(|p| p.error_code != 0);
-        // Buggify: answer before min_bytes or max_wait_ms (clients must take an empty or short
-        // answer and fetch again).
-        let early = self.buggify.fire("fetch-answer-early", 0.3);
-        if available >= req.min_bytes.max(1) as u64 || wait == 0 || any_error || early {
+        // Buggify (last, so it is reached only by fetches that would wait): answer before
+        // min_bytes or max_wait_ms; clients must take an empty or short answer and fetch again.
+        if available >= req.min_bytes.max(1) as u64
+            || wait == 0
+            || any_error
+            || self.buggify.fire("fetch-answer-early", 0.5)
+        {
             self.outputs.push_back(Output::Fetch(reply));
         } else {
             self.parked_fetches.push(ParkedFetch {
