@@ -5,6 +5,7 @@
 use clap::{Args, Parser, Subcommand};
 use gregor_sim::runner::{self, Outcome};
 use gregor_sim::spec::{parse_regressions, ScenarioArgs, SeedRange, Spec};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -117,6 +118,14 @@ fn run(args: RunArgs, replay: bool) -> i32 {
         );
     }
     println!("seed {}: {}", spec.seed, outcome.verdict.summary);
+    if spec.faults.buggify {
+        let sites: Vec<String> = outcome
+            .buggify
+            .iter()
+            .map(|(site, c)| format!("{site} {}/{}", c.fired, c.reached))
+            .collect();
+        println!("buggify (fired/reached): {}", sites.join(", "));
+    }
     println!("simulated {:.3} s", outcome.sim_elapsed.as_secs_f64());
     if !outcome.failed() {
         println!("PASS");
@@ -151,6 +160,8 @@ fn sweep(args: SweepArgs) -> i32 {
     let (results, finished) = mpsc::channel();
     let began = wall_clock();
     let (mut done, mut simulated, mut failures) = (0u64, Duration::ZERO, Vec::new());
+    // Per buggify site: seeds where it fired, and total fires.
+    let mut buggified: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             let results = results.clone();
@@ -175,6 +186,11 @@ fn sweep(args: SweepArgs) -> i32 {
             match result {
                 Ok(outcome) => {
                     simulated += outcome.sim_elapsed;
+                    for (site, count) in &outcome.buggify {
+                        let entry = buggified.entry(site).or_default();
+                        entry.0 += u64::from(count.fired > 0);
+                        entry.1 += count.fired;
+                    }
                     if let Some(problem) = outcome.problems().into_iter().next() {
                         failures.push(Failure { spec, problem });
                     }
@@ -214,6 +230,13 @@ fn sweep(args: SweepArgs) -> i32 {
         simulated.as_secs_f64(),
         simulated.as_secs_f64() / wall.max(1e-9)
     );
+    if !buggified.is_empty() {
+        let sites: Vec<String> = buggified
+            .iter()
+            .map(|(site, (seeds, fires))| format!("{site} {fires} in {seeds} seeds"))
+            .collect();
+        println!("buggify fired: {}", sites.join(", "));
+    }
     for failure in &failures {
         println!("seed {}: {}", failure.spec.seed, failure.problem);
         println!("  {}", failure.spec.replay_command());

@@ -8,10 +8,12 @@
 //! `TcpStream` sends nothing until flushed, and delivers each flushed write as its own read.
 
 use bytes::{Bytes, BytesMut};
+use gregor::core::buggify::Buggify;
 use gregor::protocol::frame::{encode_frame, FrameDecoder};
 use gregor::protocol::generated::{RequestBody, ResponseBody};
 use gregor::protocol::header::{decode_response, encode_request, peek_correlation_id};
 use madsim::net::TcpStream;
+use madsim::runtime::Handle;
 use madsim::time::timeout;
 use std::fmt;
 use std::io;
@@ -53,10 +55,25 @@ impl From<io::Error> for CallError {
 struct Connection {
     stream: TcpStream,
     buf: BytesMut,
+    buggify: Buggify,
 }
 
 impl Connection {
     async fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        let buggify = &self.buggify;
+        // Buggify: send the request in small flushed pieces, so the broker reads frames (and
+        // their size prefix) split across reads.
+        if frame.len() > 1 && buggify.fire("client-split-request", 0.2) {
+            let mut rest = frame;
+            while rest.len() > 1 {
+                let (piece, tail) = rest.split_at(1 + buggify.pick(rest.len() as u64 - 1) as usize);
+                self.stream.write_all(piece).await?;
+                self.stream.flush().await?;
+                rest = tail;
+            }
+            self.stream.write_all(rest).await?;
+            return self.stream.flush().await;
+        }
         self.stream.write_all(frame).await?;
         self.stream.flush().await
     }
@@ -84,6 +101,8 @@ pub struct KafkaClient {
     conn: Option<Connection>,
     next_correlation_id: i32,
     connect_timeout: Duration,
+    buggify: Buggify,
+    connections: u64,
 }
 
 impl KafkaClient {
@@ -94,6 +113,10 @@ impl KafkaClient {
             conn: None,
             next_correlation_id: 0,
             connect_timeout: Duration::from_millis(500),
+            buggify: Buggify::new(Handle::current().seed())
+                .fork("clients")
+                .fork(client_id),
+            connections: 0,
         }
     }
 
@@ -112,9 +135,11 @@ impl KafkaClient {
                 Ok(stream) => stream?,
                 Err(_) => return Err(CallError::Timeout),
             };
+            self.connections += 1;
             self.conn = Some(Connection {
                 stream,
                 buf: BytesMut::with_capacity(4096),
+                buggify: self.buggify.fork_id(self.connections),
             });
         }
         self.conn
@@ -154,8 +179,14 @@ impl KafkaClient {
     ) -> Result<ResponseBody, CallError> {
         let api_key = body.api_key();
         let (correlation_id, frame) = self.encode(version, &body)?;
+        // Buggify: give up on the request once it is sent (a client timeout): the broker may
+        // still carry it out and answer into a closed connection; the caller resends or not.
+        let abandon = self.buggify.fire("client-abandon-request", 0.03);
         let conn = self.connection().await?;
         conn.send(&frame).await?;
+        if abandon {
+            return Err(CallError::Timeout);
+        }
         let response = conn.read_frame().await?;
         let got = peek_correlation_id(&response).map_err(|e| CallError::Protocol(e.to_string()))?;
         if got != correlation_id {

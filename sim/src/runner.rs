@@ -9,6 +9,7 @@ use crate::disk::{DiskStats, SimDisk};
 use crate::spec::Spec;
 use crate::trace::{sim_now, Trace};
 use crate::workload;
+use gregor::core::buggify::sim::{self as buggify, SiteCount};
 use madsim::runtime::Runtime;
 use madsim::Config;
 use std::future::Future;
@@ -35,6 +36,8 @@ pub struct Outcome {
     pub trace: Vec<String>,
     pub sim_elapsed: Duration,
     pub disk: DiskStats,
+    /// Buggify sites active in this run that were reached: (site, reached, fired).
+    pub buggify: Vec<(&'static str, SiteCount)>,
 }
 
 impl Outcome {
@@ -93,18 +96,31 @@ pub fn run(spec: Spec, echo: bool) -> Outcome {
     let result = in_fresh_runtime(spec.seed, move || async move {
         let disk = madsim::plugin::simulator::<SimDisk>();
         disk.set_trace(scenario_trace.clone());
-        let verdict = workload::run(spec, scenario_trace).await;
-        (verdict, sim_now(), disk.stats())
+        buggify::set_enabled(spec.faults.buggify);
+        let verdict = workload::run(spec, scenario_trace.clone()).await;
+        let sites = buggify::counts();
+        if spec.faults.buggify {
+            let fired: Vec<String> = sites
+                .iter()
+                .map(|(site, c)| format!("{site} {}/{}", c.fired, c.reached))
+                .collect();
+            scenario_trace.event(
+                "buggify",
+                format_args!("fired/reached: {}", fired.join(", ")),
+            );
+        }
+        (verdict, sim_now(), disk.stats(), sites)
     });
     let lines = trace.lines();
     match result {
-        Ok((verdict, sim_elapsed, disk)) => Outcome {
+        Ok((verdict, sim_elapsed, disk, buggify)) => Outcome {
             spec,
             verdict,
             panic: None,
             trace: lines,
             sim_elapsed,
             disk,
+            buggify,
         },
         Err(message) => Outcome {
             spec,
@@ -113,6 +129,7 @@ pub fn run(spec: Spec, echo: bool) -> Outcome {
             trace: lines,
             sim_elapsed: Duration::ZERO,
             disk: DiskStats::default(),
+            buggify: Vec::new(),
         },
     }
 }

@@ -53,6 +53,8 @@ pub struct FaultSet {
     pub disk: bool,
     /// Network faults: clogged nodes and links, packet loss (workloads with a network).
     pub net: bool,
+    /// BUGGIFY: unusual but legal paths in the system under test (`gregor::core::buggify`).
+    pub buggify: bool,
 }
 
 impl FaultSet {
@@ -60,11 +62,13 @@ impl FaultSet {
         crash: true,
         disk: true,
         net: true,
+        buggify: true,
     };
     pub const NONE: FaultSet = FaultSet {
         crash: false,
         disk: false,
         net: false,
+        buggify: false,
     };
 }
 
@@ -79,11 +83,12 @@ impl FromStr for FaultSet {
                 "crash" => set.crash = true,
                 "disk" => set.disk = true,
                 "net" => set.net = true,
+                "buggify" => set.buggify = true,
                 "all" => set = FaultSet::ALL,
                 "none" => {}
                 other => {
                     return Err(format!(
-                        "unknown fault kind {other:?} (crash, disk, net, all, none)"
+                        "unknown fault kind {other:?} (crash, disk, net, buggify, all, none)"
                     ))
                 }
             }
@@ -98,6 +103,7 @@ impl fmt::Display for FaultSet {
             (self.crash, "crash"),
             (self.disk, "disk"),
             (self.net, "net"),
+            (self.buggify, "buggify"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
@@ -116,8 +122,8 @@ pub struct ScenarioArgs {
     /// Scenario to run.
     #[arg(long, value_enum, default_value = "log")]
     pub workload: Workload,
-    /// Fault kinds, comma separated: crash, disk, net, all, none.
-    #[arg(long, default_value = "crash,disk,net")]
+    /// Fault kinds, comma separated: crash, disk, net, buggify, all, none.
+    #[arg(long, default_value = "crash,disk,net,buggify")]
     pub faults: FaultSet,
     /// Plant a known bug (proves the checker catches it).
     #[arg(long, value_enum, hide = true)]
@@ -264,6 +270,8 @@ mod tests {
             "disk",
             "net",
             "crash,disk,net",
+            "crash,disk,net,buggify",
+            "buggify",
             "none",
         ] {
             assert_eq!(text.parse::<FaultSet>().unwrap().to_string(), text);

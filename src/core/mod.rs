@@ -3,5 +3,6 @@
 //! (storage operations, responses) for a driver to carry out. See each module's contract.
 
 pub mod broker;
+pub mod buggify;
 pub mod log;
 pub mod time;

@@ -5,6 +5,7 @@
 
 use super::node::Inbound;
 use crate::core::broker::ReplyTo;
+use crate::core::buggify::Buggify;
 use crate::protocol::api_versions;
 use crate::protocol::frame::FrameDecoder;
 use crate::protocol::generated::{ApiKey, ResponseBody};
@@ -72,8 +73,13 @@ struct Expected {
 
 /// Serves one connection until the peer closes it, it sends garbage, it idles too long, or the
 /// node loop goes away.
-pub async fn serve<S>(stream: S, conn: u64, to_node: mpsc::UnboundedSender<Inbound>, limits: Limits)
-where
+pub async fn serve<S>(
+    stream: S,
+    conn: u64,
+    to_node: mpsc::UnboundedSender<Inbound>,
+    limits: Limits,
+    buggify: Buggify,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (reader, writer) = tokio::io::split(stream);
@@ -92,8 +98,16 @@ where
     {
         return;
     }
-    let write = write_loop(writer, reply_rx, expect_rx, permits.clone());
-    let read = read_loop(reader, conn, &to_node, reply_tx, expect_tx, permits, limits);
+    let write = write_loop(
+        writer,
+        reply_rx,
+        expect_rx,
+        permits.clone(),
+        buggify.fork_id(1),
+    );
+    let read = read_loop(
+        reader, conn, &to_node, reply_tx, expect_tx, permits, limits, buggify,
+    );
     // `biased` keeps simulation runs reproducible (see the node loop); either end stops both.
     tokio::select! {
         biased;
@@ -103,6 +117,8 @@ where
     let _ = to_node.send(Inbound::Closed { conn });
 }
 
+// The connection's plumbing, each piece passed once from `serve`.
+#[allow(clippy::too_many_arguments)]
 async fn read_loop<R: AsyncRead>(
     reader: R,
     conn: u64,
@@ -111,6 +127,7 @@ async fn read_loop<R: AsyncRead>(
     expect: mpsc::UnboundedSender<Expected>,
     permits: Arc<Budget>,
     limits: Limits,
+    buggify: Buggify,
 ) {
     tokio::pin!(reader);
     let decoder = FrameDecoder::new(limits.max_frame);
@@ -143,7 +160,14 @@ async fn read_loop<R: AsyncRead>(
                 return;
             }
         }
-        let read = tokio::time::timeout(limits.idle_timeout, reader.read_buf(&mut buf)).await;
+        // Buggify: a short idle timeout (an idle connection may be closed at any time; clients
+        // reconnect).
+        let idle = if buggify.fire("connection-idle-close", 0.05) {
+            Duration::from_millis(1 + buggify.pick(200))
+        } else {
+            limits.idle_timeout
+        };
+        let read = tokio::time::timeout(idle, reader.read_buf(&mut buf)).await;
         match read {
             Ok(Ok(0)) | Ok(Err(_)) => return,
             Ok(Ok(_)) => {}
@@ -223,6 +247,7 @@ async fn write_loop<W: AsyncWrite>(
     mut replies: mpsc::UnboundedReceiver<(u64, Reply)>,
     mut expect: mpsc::UnboundedReceiver<Expected>,
     permits: Arc<Budget>,
+    buggify: Buggify,
 ) {
     tokio::pin!(writer);
     let mut queue: VecDeque<Expected> = VecDeque::new();
@@ -279,6 +304,18 @@ async fn write_loop<W: AsyncWrite>(
             }
         }
         if !out.is_empty() || wrote_direct {
+            // Buggify: send the bytes in small flushed pieces, so the client reads responses
+            // (and their 4-byte size prefix) split across reads.
+            if out.len() > 1 && buggify.fire("connection-split-writes", 0.2) {
+                let mut rest = std::mem::take(&mut out).freeze();
+                while rest.len() > 1 {
+                    let piece = rest.split_to(1 + buggify.pick(rest.len() as u64 - 1) as usize);
+                    if writer.write_all(&piece).await.is_err() || writer.flush().await.is_err() {
+                        return;
+                    }
+                }
+                out.extend_from_slice(&rest);
+            }
             // Flush too: madsim's TcpStream sends nothing until flushed.
             if writer.write_all(&out).await.is_err() || writer.flush().await.is_err() {
                 return;

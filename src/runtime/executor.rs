@@ -3,11 +3,13 @@
 
 use super::log_io::LogFiles;
 use crate::core::broker::WorkId;
+use crate::core::buggify::Buggify;
 use crate::core::log::{LogOp, ReadPlan};
 use crate::storage::Storage;
 use bytes::Bytes;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub enum Job {
@@ -29,9 +31,13 @@ pub struct Done {
     pub ok: bool,
 }
 
-pub fn spawn(files: LogFiles, done: mpsc::UnboundedSender<Done>) -> mpsc::UnboundedSender<Job> {
+pub fn spawn(
+    files: LogFiles,
+    done: mpsc::UnboundedSender<Done>,
+    buggify: Buggify,
+) -> mpsc::UnboundedSender<Job> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(files, rx, done));
+    tokio::spawn(run(files, rx, done, buggify));
     tx
 }
 
@@ -39,10 +45,16 @@ async fn run(
     mut files: LogFiles,
     mut jobs: mpsc::UnboundedReceiver<Job>,
     done: mpsc::UnboundedSender<Done>,
+    buggify: Buggify,
 ) {
     // After a failure nothing more is written: the log's tail is unknown until recovery.
     let mut failed = false;
     while let Some(job) = jobs.recv().await {
+        // Buggify: a slow disk. This log's work finishes late, so completions of different logs
+        // arrive in other orders and fetch reads race with the writes queued behind them.
+        if buggify.fire("storage-slow", 0.1) {
+            tokio::time::sleep(Duration::from_millis(1 + buggify.pick(30))).await;
+        }
         match job {
             Job::Work { work, ops } => {
                 let ok = !failed

@@ -3,6 +3,7 @@
 //! bytes through the `Storage` trait.
 
 use crate::config::LogConfig;
+use crate::core::buggify::Buggify;
 use crate::core::log::recovery::{choose_snapshots, scan_segment, sealed_segment, ScannedSegment};
 use crate::core::log::{FileKind, LogFile, LogOp, PartitionLog, ReadPlan};
 use crate::storage::{FileId, Storage};
@@ -18,6 +19,7 @@ pub struct LogFiles {
     open: BTreeMap<LogFile, FileId>,
     /// The directory is known to exist durably.
     dir_ready: bool,
+    buggify: Buggify,
 }
 
 impl LogFiles {
@@ -27,7 +29,14 @@ impl LogFiles {
             dir,
             open: BTreeMap::new(),
             dir_ready: false,
+            buggify: Buggify::disabled(),
         }
+    }
+
+    /// Takes unusual but legal paths in simulation (see `core::buggify`).
+    pub fn with_buggify(mut self, buggify: Buggify) -> LogFiles {
+        self.buggify = buggify;
+        self
     }
 
     pub fn dir(&self) -> &str {
@@ -188,7 +197,34 @@ impl LogFiles {
     pub async fn read(&mut self, plan: &ReadPlan) -> io::Result<Bytes> {
         let len = usize::try_from(plan.len).unwrap_or(usize::MAX);
         let id = self.handle(plan.file, false).await?;
-        self.storage.read_at(id, plan.position, len).await
+        self.read_at(id, plan.position, len).await
+    }
+
+    /// Up to `len` bytes at `pos` (shorter only at end of file).
+    async fn read_at(&self, id: FileId, pos: u64, len: usize) -> io::Result<Bytes> {
+        // Buggify: read the range in several short reads and join them (each read sees the file
+        // as it is then; one that comes back short is the end of the file).
+        if len > 1 && self.buggify.fire("log-io-short-reads", 0.3) {
+            return self.read_in_pieces(id, pos, len).await;
+        }
+        self.storage.read_at(id, pos, len).await
+    }
+
+    async fn read_in_pieces(&self, id: FileId, pos: u64, len: usize) -> io::Result<Bytes> {
+        let mut out = bytes::BytesMut::new();
+        while out.len() < len {
+            let left = len - out.len();
+            let piece = 1 + usize::try_from(self.buggify.pick(left as u64)).unwrap_or(0);
+            let got = self
+                .storage
+                .read_at(id, pos.saturating_add(out.len() as u64), piece)
+                .await?;
+            out.extend_from_slice(&got);
+            if got.len() < piece {
+                break;
+            }
+        }
+        Ok(out.freeze())
     }
 
     pub async fn close_all(&mut self) {
@@ -200,8 +236,7 @@ impl LogFiles {
     async fn read_whole(&mut self, file: LogFile) -> io::Result<Bytes> {
         let id = self.handle(file, true).await?;
         let len = self.storage.len(id).await?;
-        self.storage
-            .read_at(id, 0, usize::try_from(len).unwrap_or(usize::MAX))
+        self.read_at(id, 0, usize::try_from(len).unwrap_or(usize::MAX))
             .await
     }
 
@@ -212,8 +247,7 @@ impl LogFiles {
             kind: FileKind::Log,
         };
         let id = self.handle(file, false).await?;
-        self.storage
-            .read_at(id, 0, usize::try_from(size).unwrap_or(usize::MAX))
+        self.read_at(id, 0, usize::try_from(size).unwrap_or(usize::MAX))
             .await
     }
 
@@ -312,9 +346,13 @@ impl LogFiles {
                         kind: FileKind::TimeIndex,
                     })
                     .await?;
+                // Buggify: distrust good indexes and scan the sealed segment, as after damage.
+                let rescan = self.buggify.fire("recovery-scan-sealed", 0.2);
                 if let Some(seg) = sealed_segment(base, next_base, size, &oi, &ti, now_ms) {
-                    segments.push(seg);
-                    continue;
+                    if !rescan {
+                        segments.push(seg);
+                        continue;
+                    }
                 }
             }
             let (data, scanned) = self

@@ -161,8 +161,12 @@ impl Node {
     fn executor(&mut self, target: &LogTarget) -> &mpsc::UnboundedSender<Job> {
         let storage = &self.storage;
         let done = &self.done_tx;
+        let buggify = self.broker.buggify();
         self.executors.entry(target.clone()).or_insert_with(|| {
-            executor::spawn(LogFiles::new(storage.clone(), target.dir()), done.clone())
+            let dir = target.dir();
+            let files =
+                LogFiles::new(storage.clone(), dir.clone()).with_buggify(buggify.fork(&dir));
+            executor::spawn(files, done.clone(), buggify.fork_id(1).fork(&dir))
         })
     }
 

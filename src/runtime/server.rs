@@ -10,6 +10,7 @@ use super::producer_recovery;
 use crate::config::{BrokerConfig, LogConfig};
 use crate::core::broker::metadata::{self, MetadataImage};
 use crate::core::broker::{Broker, PartitionState, TopicPartition, METADATA_DIR};
+use crate::core::buggify::Buggify;
 use crate::storage::Storage;
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -86,6 +87,7 @@ pub async fn serve(
             i as u64,
             inbound_tx.clone(),
             limits,
+            Buggify::new(seed).fork("connections"),
         )));
     }
     drop(inbound_tx);
@@ -112,6 +114,7 @@ async fn accept_loop(
     listener_index: u64,
     to_node: mpsc::UnboundedSender<Inbound>,
     limits: Limits,
+    buggify: Buggify,
 ) {
     // Connection ids are unique across listeners: the listener index sits in the top bits.
     let mut next = listener_index << 48;
@@ -121,7 +124,14 @@ async fn accept_loop(
                 next += 1;
                 let _ = stream.set_nodelay(true);
                 tracing::debug!(%peer, conn = next, "connection accepted");
-                tokio::spawn(connection::serve(stream, next, to_node.clone(), limits));
+                let buggify = buggify.fork_id(next);
+                tokio::spawn(connection::serve(
+                    stream,
+                    next,
+                    to_node.clone(),
+                    limits,
+                    buggify,
+                ));
             }
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -153,7 +163,9 @@ async fn recover(
 ) -> Result<Broker, ServeError> {
     let now = clock.now();
     let cluster_id = super::meta::load_or_create(&*storage, config.node_id, seed).await?;
-    let mut meta_files = LogFiles::new(storage.clone(), METADATA_DIR.to_string());
+    let buggify = Buggify::new(seed).fork("recovery");
+    let mut meta_files = LogFiles::new(storage.clone(), METADATA_DIR.to_string())
+        .with_buggify(buggify.fork(METADATA_DIR));
     let Opened {
         log: metadata_log, ..
     } = meta_files
@@ -172,7 +184,8 @@ async fn recover(
         let log_config = image.topic_log_config(&config.log, config.node_id, name);
         for partition in 0..topic.partitions {
             let tp = TopicPartition::new(name, partition);
-            let mut files = LogFiles::new(storage.clone(), tp.dir());
+            let mut files =
+                LogFiles::new(storage.clone(), tp.dir()).with_buggify(buggify.fork(&tp.dir()));
             let opened = files.open_log(log_config.clone(), now.wall_ms).await?;
             let expiration = config.producer_id_expiration_ms;
             let recovered = producer_recovery::load(&mut files, &opened, now.wall_ms, expiration);

@@ -250,11 +250,10 @@ impl Broker {
             response.topics.push(result);
         }
         let body = ResponseBody::CreateTopics(response);
-        if records.is_empty() {
-            self.respond(ctx.reply, body);
-        } else {
-            self.commit_metadata(records, Some((ctx.reply, body)), now);
-        }
+        // Even with nothing to write, answer only once earlier metadata writes are durable:
+        // TOPIC_ALREADY_EXISTS for a topic whose creation is still in flight would otherwise
+        // tell a client about a topic that a crash can still undo.
+        self.commit_metadata(records, Some((ctx.reply, body)), now);
     }
 
     pub(super) fn handle_delete_topics(
@@ -296,12 +295,12 @@ impl Broker {
             }
             response.responses.push(result);
         }
-        let body = ResponseBody::DeleteTopics(response);
-        if records.is_empty() {
-            self.respond(ctx.reply, body);
-        } else {
-            self.commit_metadata(records, Some((ctx.reply, body)), now);
-        }
+        // Decided against the planned image: answer once what it rests on is durable.
+        self.commit_metadata(
+            records,
+            Some((ctx.reply, ResponseBody::DeleteTopics(response))),
+            now,
+        );
     }
 
     pub(super) fn handle_init_producer_id(

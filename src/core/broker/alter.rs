@@ -121,7 +121,8 @@ impl Broker {
         self.finish_change(ctx, records, ResponseBody::DeleteRecords(response), now);
     }
 
-    /// Answers now when nothing changes, or once the change is durable.
+    /// Answers once the change and every metadata change before it are durable: the answer was
+    /// decided against the planned image, which a crash can still undo until then.
     pub(super) fn finish_change(
         &mut self,
         ctx: RequestContext,
@@ -129,10 +130,6 @@ impl Broker {
         body: ResponseBody,
         now: Now,
     ) {
-        if records.is_empty() {
-            self.respond(ctx.reply, body);
-        } else {
-            self.commit_metadata(records, Some((ctx.reply, body)), now);
-        }
+        self.commit_metadata(records, Some((ctx.reply, body)), now);
     }
 }

@@ -107,7 +107,13 @@ impl Broker {
                 .iter()
                 .flat_map(|t| &t.partitions)
                 .any(|p| p.error_code != 0);
-        if available >= req.min_bytes.max(1) as u64 || wait == 0 || any_error {
+        // Buggify (last, so it is reached only by fetches that would wait): answer before
+        // min_bytes or max_wait_ms; clients must take an empty or short answer and fetch again.
+        if available >= req.min_bytes.max(1) as u64
+            || wait == 0
+            || any_error
+            || self.buggify.fire("fetch-answer-early", 0.5)
+        {
             self.outputs.push_back(Output::Fetch(reply));
         } else {
             self.parked_fetches.push(ParkedFetch {
@@ -182,9 +188,14 @@ impl Broker {
                         if part.fetch_offset > hw || part.fetch_offset < p.log.log_start_offset() {
                             data.error_code = ErrorCode::OffsetOutOfRange.code();
                         } else if part.fetch_offset < hw && budget > 0 {
-                            let max = u64::try_from(part.partition_max_bytes)
+                            let mut max = u64::try_from(part.partition_max_bytes)
                                 .unwrap_or(0)
                                 .min(budget);
+                            // Buggify: send only the first whole batch (a legal short answer: the
+                            // client reads on from the next offset).
+                            if self.buggify.fire("fetch-one-batch", 0.3) {
+                                max = 1;
+                            }
                             if let Ok(Some(plan)) = p.log.read(part.fetch_offset, max) {
                                 let estimate = plan.len.min(max.max(1));
                                 available += estimate;

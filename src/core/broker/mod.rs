@@ -28,6 +28,7 @@ pub mod producer_snapshot;
 pub mod producer_state;
 
 use crate::config::{BrokerConfig, LogConfig};
+use crate::core::buggify::Buggify;
 use crate::core::log::partition::Appended;
 use crate::core::log::{LogError, LogOp, PartitionLog};
 use crate::core::time::{Instant, Now};
@@ -245,6 +246,8 @@ pub struct Broker {
     producer_block_end: i64,
     /// Set when the broker cannot go on (its metadata log failed): the driver must stop it.
     fatal: Option<String>,
+    /// Rare-but-legal paths in simulation (nothing outside it), from the driver's seed.
+    buggify: Buggify,
 }
 
 impl Broker {
@@ -276,7 +279,13 @@ impl Broker {
             planned: image.clone(),
             image,
             fatal: None,
+            buggify: Buggify::new(seed),
         }
+    }
+
+    /// The broker's buggify source, for the driver to fork its own streams from.
+    pub fn buggify(&self) -> &Buggify {
+        &self.buggify
     }
 
     /// Why the broker must stop, once something it cannot recover from in place happened.
@@ -491,6 +500,11 @@ impl Broker {
         match self.metadata_log.append(batch, 0, now.wall_ms) {
             Ok(appended) => {
                 let mut ops = appended.ops;
+                // Buggify: roll the metadata log (64 MiB segments otherwise never roll in a
+                // test): start-up then replays the image from several segments.
+                if self.buggify.fire("metadata-roll-early", 0.3) {
+                    ops.extend(self.metadata_log.roll_early(now.wall_ms));
+                }
                 let (sync, upto) = self.metadata_log.flush(now.wall_ms);
                 ops.push(sync);
                 Some(self.new_work(LogTarget::Metadata, upto, WorkKind::Metadata, ops))

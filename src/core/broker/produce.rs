@@ -140,6 +140,11 @@ impl Broker {
             first_offset.get_or_insert(appended.base_offset);
             wait_end = Some(appended.last_offset + 1);
             ops.extend(appended.ops);
+            // Buggify: roll the segment before segment.bytes (many small segments: reads across
+            // segment ends, sealed-segment indexes, recovery and producer state over many files).
+            if self.buggify.fire("log-roll-early", 0.1) {
+                ops.extend(p.log.roll_early(now.wall_ms));
+            }
         }
         let log_append_time = if p.log.config().log_append_time {
             now.wall_ms
@@ -155,7 +160,9 @@ impl Broker {
             let end = p.log.log_end_offset();
             self.new_work(LogTarget::Partition(tp.clone()), end, WorkKind::Write, ops);
         }
-        if flush_now {
+        // Buggify: leave the group-commit sync to the flush timer (acks=all answers wait for
+        // `handle_timeout`, and one later sync covers several requests).
+        if flush_now && !self.buggify.fire("flush-deferred", 0.2) {
             self.start_sync(tp, now);
         }
         Ok(Appended {

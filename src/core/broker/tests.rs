@@ -189,6 +189,35 @@ fn a_topic_exists_only_once_its_metadata_record_is_durable() {
 }
 
 #[test]
+fn topic_already_exists_waits_until_the_creation_is_durable() {
+    let mut h = Harness::new();
+    let req = || {
+        RequestBody::CreateTopics(CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: "t".into(),
+                num_partitions: 1,
+                replication_factor: -1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    };
+    let first = h.request(19, 7, req());
+    let second = h.request(19, 7, req());
+    assert!(
+        h.response(second).is_none(),
+        "a crash now would undo the topic: TOPIC_ALREADY_EXISTS must wait"
+    );
+    h.complete_one(true);
+    for (reply, code) in [(first, 0), (second, ErrorCode::TopicAlreadyExists.code())] {
+        let Some(Some(ResponseBody::CreateTopics(r))) = h.response(reply) else {
+            panic!("no CreateTopics answer")
+        };
+        assert_eq!(r.topics[0].error_code, code);
+    }
+}
+
+#[test]
 fn acks_all_waits_for_the_sync_and_acks_1_for_the_write() {
     let mut h = Harness::new();
     h.create_topic("t", 1);

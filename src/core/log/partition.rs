@@ -399,6 +399,15 @@ impl PartitionLog {
         ]
     }
 
+    /// Seals the active segment now, before `segment.bytes` or `segment.ms` ask for it (legal:
+    /// those are upper bounds). Nothing when the active segment is empty.
+    pub fn roll_early(&mut self, now_ms: i64) -> Vec<LogOp> {
+        if self.active().size == 0 {
+            return Vec::new();
+        }
+        self.roll(now_ms)
+    }
+
     /// Whether `flush.messages` / `flush.ms` ask for a sync now.
     pub fn flush_due(&self, now_ms: i64) -> bool {
         if self.synced_offset == self.log_end_offset() {

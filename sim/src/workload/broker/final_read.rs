@@ -47,26 +47,30 @@ pub(super) async fn final_read(ctx: &Ctx) -> (FinalLog, Vec<String>) {
 async fn probe(ctx: &Ctx, client: &mut KafkaClient) -> Result<(), String> {
     let who = "checker";
     let deadline = sim_now() + PROBE_BUDGET;
-    let values = vec!["checker:probe".to_owned()];
-    ctx.lock().history.record(BrokerEvent::Sent {
-        client: who.to_owned(),
-        partition: 0,
-        values: values.clone(),
-    });
-    let batch = build_batch(&values, Writer::Plain, Compression::None, 0)
-        .map_err(|err| format!("cannot build the probe: {err}"))?;
-    let offset = loop {
+    let mut attempt = 0u32;
+    let (offset, values) = loop {
         if sim_now() >= deadline {
             return Err(format!(
                 "no produce succeeded within {} s of the final restart",
                 PROBE_BUDGET.as_secs()
             ));
         }
-        match clients::produce(client, -1, 0, batch.clone()).await {
+        // A new value per attempt: an attempt that timed out may still have been appended, and
+        // a plain producer's resend of the same value would be a duplicate.
+        attempt += 1;
+        let values = vec![format!("checker:probe-{attempt}")];
+        ctx.lock().history.record(BrokerEvent::Sent {
+            client: who.to_owned(),
+            partition: 0,
+            values: values.clone(),
+        });
+        let batch = build_batch(&values, Writer::Plain, Compression::None, 0)
+            .map_err(|err| format!("cannot build the probe: {err}"))?;
+        match clients::produce(client, -1, 0, batch).await {
             ProduceOutcome::Answered {
                 error_code: 0,
                 base_offset,
-            } => break base_offset,
+            } => break (base_offset, values),
             ProduceOutcome::Answered { error_code, .. } => {
                 let name = ErrorCode::from_code(error_code).map_or("?", ErrorCode::name);
                 ctx.trace.event(who, format_args!("probe: {name}"));
