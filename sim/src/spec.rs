@@ -51,8 +51,13 @@ pub struct FaultSet {
     pub crash: bool,
     /// Disk faults: fsync errors, read bit flips, ENOSPC, torn writes on crash.
     pub disk: bool,
-    /// Network faults: clogged nodes and links, packet loss (workloads with a network).
+    /// Network faults: clogged nodes and links (both ways or one way), packet loss, latency
+    /// spikes (workloads with a network).
     pub net: bool,
+    /// Pause server processes (a long GC pause, SIGSTOP) and resume them.
+    pub pause: bool,
+    /// Step servers' wall clocks forwards and backwards (the monotonic clock never jumps).
+    pub clock: bool,
 }
 
 impl FaultSet {
@@ -60,18 +65,22 @@ impl FaultSet {
         crash: true,
         disk: true,
         net: true,
+        pause: true,
+        clock: true,
     };
     pub const NONE: FaultSet = FaultSet {
         crash: false,
         disk: false,
         net: false,
+        pause: false,
+        clock: false,
     };
 }
 
 impl FromStr for FaultSet {
     type Err = String;
 
-    /// A comma-separated list of `crash`, `disk`, `net`; or `all` or `none`.
+    /// A comma-separated list of `crash`, `disk`, `net`, `pause`, `clock`; or `all` or `none`.
     fn from_str(s: &str) -> Result<Self, String> {
         let mut set = FaultSet::NONE;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -79,11 +88,13 @@ impl FromStr for FaultSet {
                 "crash" => set.crash = true,
                 "disk" => set.disk = true,
                 "net" => set.net = true,
+                "pause" => set.pause = true,
+                "clock" => set.clock = true,
                 "all" => set = FaultSet::ALL,
                 "none" => {}
                 other => {
                     return Err(format!(
-                        "unknown fault kind {other:?} (crash, disk, net, all, none)"
+                        "unknown fault kind {other:?} (crash, disk, net, pause, clock, all, none)"
                     ))
                 }
             }
@@ -98,6 +109,8 @@ impl fmt::Display for FaultSet {
             (self.crash, "crash"),
             (self.disk, "disk"),
             (self.net, "net"),
+            (self.pause, "pause"),
+            (self.clock, "clock"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
@@ -116,8 +129,8 @@ pub struct ScenarioArgs {
     /// Scenario to run.
     #[arg(long, value_enum, default_value = "log")]
     pub workload: Workload,
-    /// Fault kinds, comma separated: crash, disk, net, all, none.
-    #[arg(long, default_value = "crash,disk,net")]
+    /// Fault kinds, comma separated: crash, disk, net, pause, clock, all, none.
+    #[arg(long, default_value = "all")]
     pub faults: FaultSet,
     /// Plant a known bug (proves the checker catches it).
     #[arg(long, value_enum, hide = true)]
@@ -264,6 +277,9 @@ mod tests {
             "disk",
             "net",
             "crash,disk,net",
+            "crash,disk,net,pause,clock",
+            "pause",
+            "clock",
             "none",
         ] {
             assert_eq!(text.parse::<FaultSet>().unwrap().to_string(), text);

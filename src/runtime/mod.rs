@@ -10,4 +10,4 @@ pub mod meta;
 pub mod node;
 pub mod server;
 
-pub use server::{serve, ServeError};
+pub use server::{serve, serve_with, ServeError, ServeOptions};
