@@ -251,12 +251,11 @@ impl Broker {
             }
             response.topics.push(result);
         }
+        // Even with nothing to write, answer only once what came before is durable: a
+        // TOPIC_ALREADY_EXISTS may rest on a create still waiting for its fsync, and that create
+        // is lost if the fsync fails.
         let body = ResponseBody::CreateTopics(response);
-        if records.is_empty() {
-            self.respond(ctx.reply, body);
-        } else {
-            self.commit_metadata(records, Some((ctx.reply, body)), now);
-        }
+        self.commit_metadata(records, Some((ctx.reply, body)), now);
     }
 
     fn pending_topic(&self, name: &str) -> bool {

@@ -453,6 +453,44 @@ mod metadata_faults {
         work.expect("a metadata log write")
     }
 
+    /// Found by the simulator: a retried create was answered TOPIC_ALREADY_EXISTS while the
+    /// first create still waited for its fsync; the fsync failed, and the client went on
+    /// believing in a topic that never existed.
+    #[test]
+    fn topic_already_exists_waits_for_the_pending_create() {
+        let mut broker = broker();
+        let work = create_topic(&mut broker);
+        // The retry: refused, but not answered before the first create is durable.
+        let _ = create_topic_again(&mut broker);
+        broker.handle_storage_done(work, false, Now::default());
+        assert!(broker.fatal_error().is_some());
+        assert!(
+            broker.poll_output().is_none(),
+            "no answer rests on a create that was lost"
+        );
+    }
+
+    fn create_topic_again(broker: &mut Broker) -> Option<Output> {
+        let ctx = RequestContext {
+            reply: ReplyTo { conn: 2, seq: 1 },
+            api_key: 19,
+            api_version: 5,
+        };
+        let request = CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: "t".into(),
+                num_partitions: 1,
+                replication_factor: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        broker.handle_request(ctx, RequestBody::CreateTopics(request), Now::default());
+        let out = broker.poll_output();
+        assert!(out.is_none(), "answered before durable: {out:?}");
+        out
+    }
+
     #[test]
     fn a_metadata_log_failure_stops_the_broker_without_answering() {
         let mut broker = broker();
