@@ -2,7 +2,7 @@
 //! through the metadata log first; the response is released when the record is durable and
 //! applied.
 
-use super::metadata::{valid_topic_name, MetadataRecord};
+use super::metadata::{valid_topic_name, MetadataImage, MetadataRecord};
 use super::producer_state::ProducerStates;
 use super::{Broker, LogTarget, Output, PartitionState, ReplyTo, RequestContext, TopicPartition};
 use crate::config::topic_log_config;
@@ -256,6 +256,20 @@ impl Broker {
         // is lost if the fsync fails.
         let body = ResponseBody::CreateTopics(response);
         self.commit_metadata(records, Some((ctx.reply, body)), now);
+    }
+
+    /// The metadata image with every change still waiting for its fsync applied: what a new
+    /// change must be checked against (Kafka's controller checks against its uncommitted state).
+    pub(super) fn latest_image(&self) -> std::borrow::Cow<'_, MetadataImage> {
+        let mut pending = self.metadata_waits.iter().flat_map(|w| &w.records).peekable();
+        if pending.peek().is_none() {
+            return std::borrow::Cow::Borrowed(&self.image);
+        }
+        let mut image = self.image.clone();
+        for record in pending {
+            image.apply(record);
+        }
+        std::borrow::Cow::Owned(image)
     }
 
     fn pending_topic(&self, name: &str) -> bool {

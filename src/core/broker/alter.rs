@@ -44,12 +44,15 @@ impl Broker {
     ) {
         let mut response = CreatePartitionsResponse::default();
         let mut records = Vec::new();
+        // Checked against the image as it will be once pending changes apply: a count below a
+        // pending one would shrink the topic, and a pending delete leaves nothing to grow.
+        let latest = self.latest_image();
         for topic in req.topics {
             let mut result = CreatePartitionsTopicResult {
                 name: topic.name.clone(),
                 ..Default::default()
             };
-            let failure: Option<Failure> = match self.image.topics.get(&topic.name) {
+            let failure: Option<Failure> = match latest.topics.get(&topic.name) {
                 None => Some((
                     ErrorCode::UnknownTopicOrPartition,
                     format!("no topic '{}'", topic.name),

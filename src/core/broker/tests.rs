@@ -545,3 +545,60 @@ fn topic_ids_differ_after_a_restart_that_kept_a_metadata_change() {
     assert_ne!(first, broker(2).next_uuid());
     assert_ne!(first, broker(0).next_uuid());
 }
+
+/// Found by the admin client in the simulator: CreatePartitions was checked against the applied
+/// image only. A second call made while the first waited for its fsync could ask for fewer
+/// partitions than the first, and applying both broke "partition counts only grow" (and would
+/// again on every replay of the metadata log).
+#[test]
+fn create_partitions_is_checked_against_pending_changes() {
+    use crate::protocol::generated::create_partitions_request::{
+        CreatePartitionsRequest, CreatePartitionsTopic,
+    };
+    use crate::protocol::generated::delete_topics_request::{
+        DeleteTopicState, DeleteTopicsRequest,
+    };
+    let grow = |count| {
+        RequestBody::CreatePartitions(CreatePartitionsRequest {
+            topics: vec![CreatePartitionsTopic {
+                name: "t".into(),
+                count,
+                assignments: None,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    };
+    let answer = |h: &Harness, reply| {
+        let Some(Some(ResponseBody::CreatePartitions(r))) = h.response(reply) else {
+            panic!("no CreatePartitions answer")
+        };
+        r.results[0].error_code
+    };
+    let mut h = Harness::new();
+    h.create_topic("t", 1);
+    let first = h.request(37, 3, grow(4));
+    let second = h.request(37, 3, grow(3));
+    h.complete_all();
+    assert_eq!(answer(&h, first), 0);
+    assert_eq!(answer(&h, second), ErrorCode::InvalidPartitions.code());
+    assert_eq!(h.broker.image().topics["t"].partitions, 4);
+
+    // Growing a topic whose delete is pending: the topic is gone by then.
+    let delete = RequestBody::DeleteTopics(DeleteTopicsRequest {
+        topics: vec![DeleteTopicState {
+            name: Some("t".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let _ = h.request(20, 6, delete);
+    let late = h.request(37, 3, grow(5));
+    h.complete_all();
+    assert_eq!(answer(&h, late), ErrorCode::UnknownTopicOrPartition.code());
+    assert!(!h.broker.image().topics.contains_key("t"));
+    assert!(
+        !h.broker.partitions.keys().any(|tp| tp.topic == "t"),
+        "no partition logs for a deleted topic"
+    );
+}
