@@ -213,7 +213,11 @@ mod tests {
         let mut a = TestRng(1);
         let mut b = TestRng(2);
         let many = |rng: &mut TestRng| draw_clock_jumps(rng, WINDOW, 50);
-        assert_ne!(many(&mut a), many(&mut b), "different seeds, different schedules");
+        assert_ne!(
+            many(&mut a),
+            many(&mut b),
+            "different seeds, different schedules"
+        );
     }
 
     #[test]

@@ -372,7 +372,10 @@ mod tests {
         assert_eq!(check(&h, &[100], &small).len(), 1, "partitions lost");
         let renamed = BTreeMap::from([("a".to_string(), topic(9, 3))]);
         assert_eq!(check(&h, &[100], &renamed).len(), 1, "id changed");
-        let back = BTreeMap::from([("a".to_string(), topic(1, 3)), ("b".to_string(), topic(2, 2))]);
+        let back = BTreeMap::from([
+            ("a".to_string(), topic(1, 3)),
+            ("b".to_string(), topic(2, 2)),
+        ]);
         assert_eq!(check(&h, &[100], &back).len(), 1, "b came back");
     }
 

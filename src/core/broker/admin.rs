@@ -261,7 +261,11 @@ impl Broker {
     /// The metadata image with every change still waiting for its fsync applied: what a new
     /// change must be checked against (Kafka's controller checks against its uncommitted state).
     pub(super) fn latest_image(&self) -> std::borrow::Cow<'_, MetadataImage> {
-        let mut pending = self.metadata_waits.iter().flat_map(|w| &w.records).peekable();
+        let mut pending = self
+            .metadata_waits
+            .iter()
+            .flat_map(|w| &w.records)
+            .peekable();
         if pending.peek().is_none() {
             return std::borrow::Cow::Borrowed(&self.image);
         }

@@ -65,8 +65,7 @@ enum Answer<T> {
 pub async fn admin(ctx: Ctx, who: String) {
     let mut rng = thread_rng();
     let names = draw_names(&mut rng);
-    ctx.trace
-        .event(&who, format_args!("topic names {names:?}"));
+    ctx.trace.event(&who, format_args!("topic names {names:?}"));
     let mut client = KafkaClient::new(ctx.broker, &who);
     // Partition counts as last acknowledged (a guide for the next call, not a truth).
     let mut believed: BTreeMap<String, i32> = BTreeMap::new();
@@ -87,8 +86,15 @@ pub async fn admin(ctx: Ctx, who: String) {
             0..=2 => create(&ctx, &who, &mut client, &name, &mut believed).await,
             3..=4 => {
                 let count = known.unwrap_or(1) + rng.gen_range(1..=2);
-                grow(&ctx, &who, &mut client, &name, count.min(PARTITIONS_MAX), &mut believed)
-                    .await
+                grow(
+                    &ctx,
+                    &who,
+                    &mut client,
+                    &name,
+                    count.min(PARTITIONS_MAX),
+                    &mut believed,
+                )
+                .await
             }
             5 => delete(&ctx, &who, &mut client, &name, &mut believed).await,
             6..=8 => {
@@ -149,8 +155,7 @@ fn record<T>(
         Answer::Refused(code) => error_name(*code).to_owned(),
         Answer::Unknown(err) => format!("unknown ({err})"),
     };
-    ctx.trace
-        .event(who, format_args!("{op:?} {topic}: {what}"));
+    ctx.trace.event(who, format_args!("{op:?} {topic}: {what}"));
     let mut shared = ctx.lock();
     match (answer, op) {
         (Answer::Done(_), AdminOp::Create { .. }) => shared.admin_stats.created += 1,
@@ -336,7 +341,11 @@ async fn produce(
         } => {
             ctx.trace.event(
                 who,
-                format_args!("acked {} +{} at {name}-{partition}@{base_offset}", values[0], count - 1),
+                format_args!(
+                    "acked {} +{} at {name}-{partition}@{base_offset}",
+                    values[0],
+                    count - 1
+                ),
             );
             let acked_ms = now_ms();
             let mut shared = ctx.lock();

@@ -176,8 +176,10 @@ pub(super) async fn read_topic_partition(
                         data.high_watermark
                     ));
                 }
-                ctx.trace
-                    .event("checker", format_args!("{topic}-{partition}@{next}: nothing read"));
+                ctx.trace.event(
+                    "checker",
+                    format_args!("{topic}-{partition}@{next}: nothing read"),
+                );
             }
         }
     }

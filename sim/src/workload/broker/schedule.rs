@@ -3,7 +3,7 @@
 //! and wall-clock jumps. Kills stay with the supervisor, which owns restarts. Every fault is
 //! written to the trace and counted for the run's summary.
 
-use crate::faults::{self, Clog, ClockJump, LatencySpike, Pause};
+use crate::faults::{self, ClockJump, Clog, LatencySpike, Pause};
 use crate::trace::Trace;
 use gregor::runtime::clock::ClockSkew;
 use madsim::net::NetSim;
@@ -265,7 +265,8 @@ impl Schedule {
         if self.spike_ends.is_some_and(|at| at <= now) {
             self.trace.event("supervisor", "latency back to normal");
             let normal = self.normal_latency.clone();
-            self.net.update_config(|config| config.send_latency = normal);
+            self.net
+                .update_config(|config| config.send_latency = normal);
             self.spike_ends = None;
         }
         while self.spikes.front().is_some_and(|spike| spike.at <= now) {
@@ -281,7 +282,8 @@ impl Schedule {
                 ),
             );
             let latency = Duration::from_millis(low)..Duration::from_millis(high);
-            self.net.update_config(|config| config.send_latency = latency);
+            self.net
+                .update_config(|config| config.send_latency = latency);
             self.counts.latency_spikes += 1;
             let end = now + spike.lasts;
             self.spike_ends = Some(self.spike_ends.map_or(end, |old| old.max(end)));
