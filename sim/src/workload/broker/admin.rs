@@ -96,7 +96,17 @@ pub async fn admin(ctx: Ctx, who: String) {
                 )
                 .await
             }
-            5 => delete(&ctx, &who, &mut client, &name, &mut believed).await,
+            5 => {
+                let done = delete(&ctx, &who, &mut client, &name, &mut believed).await;
+                // Delete then re-create at once, as an operator resetting a topic does: the new
+                // topic must not meet the old one's files.
+                if done && !believed.contains_key(&name) && rng.gen_bool(0.5) {
+                    create(&ctx, &who, &mut client, &name, &mut believed).await;
+                    let partition = rng.gen_range(0..believed.get(&name).copied().unwrap_or(1));
+                    produce(&ctx, &who, &mut client, &name, partition, &mut counter).await;
+                }
+                done
+            }
             6..=8 => {
                 let partition = rng.gen_range(0..known.unwrap_or(1));
                 produce(&ctx, &who, &mut client, &name, partition, &mut counter).await
