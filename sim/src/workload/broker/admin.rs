@@ -55,10 +55,12 @@ fn draw_names(rng: &mut impl Rng) -> Vec<String> {
     names
 }
 
-/// What a call's answer says: done, refused (with the error name), or unknown.
+/// What a call's answer says: done, refused (with the error name), never sent (the connection
+/// was refused: the broker is down), or unknown.
 enum Answer<T> {
     Done(T),
     Refused(i16),
+    NotSent(CallError),
     Unknown(CallError),
 }
 
@@ -139,6 +141,9 @@ async fn call<T>(
                 Answer::Unknown(CallError::Protocol("no answer for the topic".to_owned()))
             }
         },
+        Err(CallError::Io(err)) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Answer::NotSent(CallError::Io(err))
+        }
         Err(err) => Answer::Unknown(err),
     }
 }
@@ -155,7 +160,7 @@ fn record<T>(
 ) -> bool {
     let outcome = match answer {
         Answer::Done(_) => AdminOutcome::Acked { id },
-        Answer::Refused(_) => AdminOutcome::Refused,
+        Answer::Refused(_) | Answer::NotSent(_) => AdminOutcome::Refused,
         Answer::Unknown(_) => AdminOutcome::Unknown {
             gave_up_ms: now_ms(),
         },
@@ -163,6 +168,7 @@ fn record<T>(
     let what = match answer {
         Answer::Done(_) => "ok".to_owned(),
         Answer::Refused(code) => error_name(*code).to_owned(),
+        Answer::NotSent(err) => format!("not sent ({err})"),
         Answer::Unknown(err) => format!("unknown ({err})"),
     };
     ctx.trace.event(who, format_args!("{op:?} {topic}: {what}"));
@@ -171,7 +177,7 @@ fn record<T>(
         (Answer::Done(_), AdminOp::Create { .. }) => shared.admin_stats.created += 1,
         (Answer::Done(_), AdminOp::AddPartitions { .. }) => shared.admin_stats.grown += 1,
         (Answer::Done(_), AdminOp::Delete) => shared.admin_stats.deleted += 1,
-        (Answer::Refused(_), _) => shared.admin_stats.refused += 1,
+        (Answer::Refused(_) | Answer::NotSent(_), _) => shared.admin_stats.refused += 1,
         (Answer::Unknown(_), _) => shared.admin_stats.unknown += 1,
     }
     shared.admin.calls.push(AdminCall {
