@@ -2,6 +2,7 @@
 //! end (recovered state) to violations. They know nothing about madsim, nodes or faults, so a
 //! broker workload can reuse them per partition.
 
+pub mod admin;
 pub mod broker;
 
 /// An append-only sequence: the recovered entries must be exactly `1, 2, ..., n` (in order, no

@@ -51,8 +51,13 @@ pub struct FaultSet {
     pub crash: bool,
     /// Disk faults: fsync errors, read bit flips, ENOSPC, torn writes on crash.
     pub disk: bool,
-    /// Network faults: clogged nodes and links, packet loss (workloads with a network).
+    /// Network faults: clogged nodes and links (both ways or one way), packet loss, latency
+    /// spikes (workloads with a network).
     pub net: bool,
+    /// Pause server processes (a long GC pause, SIGSTOP) and resume them.
+    pub pause: bool,
+    /// Step servers' wall clocks forwards and backwards (the monotonic clock never jumps).
+    pub clock: bool,
     /// BUGGIFY: unusual but legal paths in the system under test (`gregor::core::buggify`).
     pub buggify: bool,
 }
@@ -62,12 +67,16 @@ impl FaultSet {
         crash: true,
         disk: true,
         net: true,
+        pause: true,
+        clock: true,
         buggify: true,
     };
     pub const NONE: FaultSet = FaultSet {
         crash: false,
         disk: false,
         net: false,
+        pause: false,
+        clock: false,
         buggify: false,
     };
 }
@@ -75,7 +84,7 @@ impl FaultSet {
 impl FromStr for FaultSet {
     type Err = String;
 
-    /// A comma-separated list of `crash`, `disk`, `net`; or `all` or `none`.
+    /// A comma-separated list of `crash`, `disk`, `net`, `pause`, `clock`; or `all` or `none`.
     fn from_str(s: &str) -> Result<Self, String> {
         let mut set = FaultSet::NONE;
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -83,12 +92,14 @@ impl FromStr for FaultSet {
                 "crash" => set.crash = true,
                 "disk" => set.disk = true,
                 "net" => set.net = true,
+                "pause" => set.pause = true,
+                "clock" => set.clock = true,
                 "buggify" => set.buggify = true,
                 "all" => set = FaultSet::ALL,
                 "none" => {}
                 other => {
                     return Err(format!(
-                        "unknown fault kind {other:?} (crash, disk, net, buggify, all, none)"
+                        "unknown fault kind {other:?} (crash, disk, net, pause, clock, buggify, all, none)"
                     ))
                 }
             }
@@ -103,6 +114,8 @@ impl fmt::Display for FaultSet {
             (self.crash, "crash"),
             (self.disk, "disk"),
             (self.net, "net"),
+            (self.pause, "pause"),
+            (self.clock, "clock"),
             (self.buggify, "buggify"),
         ]
         .into_iter()
@@ -122,8 +135,8 @@ pub struct ScenarioArgs {
     /// Scenario to run.
     #[arg(long, value_enum, default_value = "log")]
     pub workload: Workload,
-    /// Fault kinds, comma separated: crash, disk, net, buggify, all, none.
-    #[arg(long, default_value = "crash,disk,net,buggify")]
+    /// Fault kinds, comma separated: crash, disk, net, pause, clock, buggify, all, none.
+    #[arg(long, default_value = "all")]
     pub faults: FaultSet,
     /// Plant a known bug (proves the checker catches it).
     #[arg(long, value_enum, hide = true)]
@@ -270,6 +283,9 @@ mod tests {
             "disk",
             "net",
             "crash,disk,net",
+            "crash,disk,net,pause,clock",
+            "pause",
+            "clock",
             "crash,disk,net,buggify",
             "buggify",
             "none",

@@ -11,4 +11,4 @@ pub mod node;
 pub mod producer_recovery;
 pub mod server;
 
-pub use server::{serve, ServeError};
+pub use server::{serve, serve_with, ServeError, ServeOptions};

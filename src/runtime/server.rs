@@ -2,7 +2,7 @@
 //! connections, run the node loop until shutdown. `gregor serve` and every simulated node run
 //! this same code; only the `Storage` differs.
 
-use super::clock::Clock;
+use super::clock::{Clock, ClockSkew};
 use super::connection::{self, Limits};
 use super::log_io::{LogFiles, Opened};
 use super::node::{Inbound, Node};
@@ -32,16 +32,37 @@ pub enum ServeError {
     Fatal(String),
 }
 
+/// What `serve` can be given beyond the config; `Default` is what `gregor serve` runs with.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Offset of the broker's wall clock, which the holder of a clone may step at run time (the
+    /// simulator's clock jumps).
+    pub wall_clock: ClockSkew,
+}
+
 /// Runs a broker until `shutdown` resolves. `seed` feeds the broker's deterministic id source.
 /// `on_ready` is called with the bound addresses once the broker accepts connections.
 pub async fn serve(
-    mut config: BrokerConfig,
+    config: BrokerConfig,
     storage: Arc<dyn Storage>,
     seed: u64,
     on_ready: impl FnOnce(Vec<SocketAddr>),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let clock = Clock::start();
+    let options = ServeOptions::default();
+    serve_with(config, storage, seed, options, on_ready, shutdown).await
+}
+
+/// [`serve`] with [`ServeOptions`].
+pub async fn serve_with(
+    mut config: BrokerConfig,
+    storage: Arc<dyn Storage>,
+    seed: u64,
+    options: ServeOptions,
+    on_ready: impl FnOnce(Vec<SocketAddr>),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    let clock = Clock::with_skew(options.wall_clock);
     let (inbound_tx, inbound_rx) = mpsc::unbounded_channel();
     let limits = Limits {
         max_frame: config.socket_request_max_bytes,
@@ -77,7 +98,7 @@ pub async fn serve(
             l.port = addr.port();
         }
     }
-    let broker = recover(&config, storage.clone(), seed, clock).await?;
+    let broker = recover(&config, storage.clone(), seed, &clock).await?;
     tracing::info!(node_id = config.node_id, listeners = ?bound, dir = %config.log_dir, "gregor is ready");
     on_ready(bound);
     let mut accept_tasks = Vec::new();
@@ -159,7 +180,7 @@ async fn recover(
     config: &BrokerConfig,
     storage: Arc<dyn Storage>,
     seed: u64,
-    clock: Clock,
+    clock: &Clock,
 ) -> Result<Broker, ServeError> {
     let now = clock.now();
     let cluster_id = super::meta::load_or_create(&*storage, config.node_id, seed).await?;

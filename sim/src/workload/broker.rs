@@ -9,32 +9,38 @@
 //!   with acks -1 (two), 1 and 0; an idempotent producer that resends an unanswered batch
 //!   unchanged. A client that sees KAFKA_STORAGE_ERROR (a log went offline after a disk
 //!   fault) asks for a restart, as an operator would.
-//! - The *supervisor* (this module) kills and restarts the broker at times drawn from the seed,
-//!   clogs the network, then turns faults off (liveness phase) and waits for every client to
-//!   show progress. At the end it crashes and restarts the broker once more, checks that a
+//! - An *admin* client ([`admin`]) creates, grows and deletes topics of its own while faults run.
+//! - The *supervisor* (this module) kills and restarts the broker at times drawn from the seed;
+//!   [`schedule`] clogs the network (both ways, one way, the broker in or out only), pauses the
+//!   broker, slows the network down and steps the broker's wall clock. Then faults turn off
+//!   (liveness phase) and the supervisor waits for every client to show progress. At the end it crashes and restarts the broker once more, checks that a
 //!   produce and fetch round trip works, and reads every partition from offset 0 to the high
 //!   watermark for the checkers ([`crate::checker::broker`]).
 
+mod admin;
 mod clients;
 mod consumer;
 mod final_read;
 mod pipelined;
 mod producers;
+mod schedule;
 
 use crate::checker::broker::{self as check, BrokerEvent, FinalLog};
 use crate::disk::{SimDisk, SimStorage};
-use crate::faults::{self, Clog, Kill};
+use crate::faults::{self, Kill};
 use crate::runner::Verdict;
 use crate::spec::Spec;
 use crate::trace::{capture_logs, sim_now, Trace};
-use clients::{ClientStats, Ctx, Phase, Shared};
+use clients::{AdminStats, ClientStats, Ctx, Phase, Shared};
 use gregor::config::{BrokerConfig, Listener, LogConfig};
+use gregor::runtime::clock::ClockSkew;
+use gregor::runtime::ServeOptions;
 use gregor::storage::Storage;
-use madsim::net::NetSim;
 use madsim::rand::{thread_rng, Rng};
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
 use madsim::time::sleep;
+use schedule::{FaultCounts, Schedule};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,10 +62,6 @@ const LIVENESS_BUDGET: Duration = Duration::from_secs(20);
 const PROBE_BUDGET: Duration = Duration::from_secs(10);
 /// Most scheduled kills per run (at least one when crashes are on).
 const KILLS_MAX: u32 = 4;
-/// Most network clogs per run.
-const CLOGS_MAX: u32 = 4;
-/// Highest packet loss rate drawn (madsim's TCP resends lost packets after a backoff).
-const PACKET_LOSS_MAX: f64 = 0.05;
 /// Factors applied to the disk's fault rates, one drawn per seed.
 const DISK_FAULT_SCALES: [f64; 3] = [0.1, 0.3, 1.0];
 /// Restart requests this soon after a restart are taken to be about the old incarnation.
@@ -76,6 +78,7 @@ const CLIENTS: &[(&str, Role)] = &[
     ("acks-zero", Role::Producer(0)),
     ("idempotent", Role::Idempotent),
     ("pipelined", Role::Pipelined),
+    ("admin", Role::Admin),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +89,8 @@ enum Role {
     Idempotent,
     /// Idempotent, five batches in flight on one connection.
     Pipelined,
+    /// Creates, grows and deletes topics of its own.
+    Admin,
 }
 
 /// The broker's settings: small segments so logs roll often, a sparse index entry every few
@@ -119,6 +124,8 @@ struct BrokerNode {
     trace: Trace,
     restarts: mpsc::UnboundedSender<RestartRequest>,
     incarnation: Arc<AtomicU64>,
+    /// The broker's wall clock offset; it lives across restarts, as a machine's clock does.
+    wall_clock: ClockSkew,
 }
 
 /// Why the broker should be restarted.
@@ -144,10 +151,14 @@ async fn broker_main(node: BrokerNode) {
             format_args!("incarnation {incarnation} ready on {addrs:?}"),
         );
     };
-    let result = gregor::runtime::serve(
+    let options = ServeOptions {
+        wall_clock: node.wall_clock.clone(),
+    };
+    let result = gregor::runtime::serve_with(
         node.config,
         storage,
         node.seed,
+        options,
         on_ready,
         std::future::pending(),
     )
@@ -161,30 +172,6 @@ async fn broker_main(node: BrokerNode) {
     std::future::pending::<()>().await;
 }
 
-/// What the supervisor cuts off during a clog.
-#[derive(Debug, Clone, Copy)]
-enum ClogTarget {
-    /// Everything to and from the broker.
-    Broker(NodeId),
-    /// Both directions between a client and the broker.
-    Link(NodeId, NodeId),
-}
-
-fn set_clog(net: &NetSim, target: ClogTarget, on: bool) {
-    match (target, on) {
-        (ClogTarget::Broker(node), true) => net.clog_node(node),
-        (ClogTarget::Broker(node), false) => net.unclog_node(node),
-        (ClogTarget::Link(a, b), true) => {
-            net.clog_link(a, b);
-            net.clog_link(b, a);
-        }
-        (ClogTarget::Link(a, b), false) => {
-            net.unclog_link(a, b);
-            net.unclog_link(b, a);
-        }
-    }
-}
-
 /// The supervisor's bookkeeping of kills and restarts.
 struct Supervisor {
     handle: Handle,
@@ -195,6 +182,8 @@ struct Supervisor {
     last_restart: Duration,
     kills: u32,
     requested: u32,
+    /// When the broker was killed (ms since the start): unknown admin calls settle there.
+    killed_at_ms: Vec<u64>,
 }
 
 impl Supervisor {
@@ -206,6 +195,7 @@ impl Supervisor {
             format_args!("kill broker ({why}), down for {} ms", down_for.as_millis()),
         );
         self.handle.kill(self.broker);
+        self.killed_at_ms.push(ms(sim_now()));
         self.restart_at = Some(sim_now() + down_for);
     }
 
@@ -219,11 +209,14 @@ impl Supervisor {
     }
 }
 
+fn ms(at: Duration) -> u64 {
+    u64::try_from(at.as_millis()).unwrap_or(u64::MAX)
+}
+
 pub async fn run(spec: Spec, trace: Trace) -> Verdict {
     let _logs = capture_logs(&trace, "broker");
     let handle = Handle::current();
     let disk = madsim::plugin::simulator::<SimDisk>();
-    let net = NetSim::current();
     let mut rng = thread_rng();
     let mut disk_options = faults::disk_options(spec.faults);
     if spec.faults.disk {
@@ -244,7 +237,9 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
         trace: trace.clone(),
         restarts: restarts_tx.clone(),
         incarnation: Arc::new(AtomicU64::new(0)),
+        wall_clock: ClockSkew::default(),
     };
+    let wall_clock = broker_node.wall_clock.clone();
     let broker = handle
         .create_node()
         .name("broker")
@@ -256,7 +251,7 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
 
     let producers = CLIENTS
         .iter()
-        .filter(|(_, role)| !matches!(role, Role::Consumer))
+        .filter(|(_, role)| matches!(role, Role::Producer(_) | Role::Idempotent))
         .count();
     let shared = Arc::new(Mutex::new(Shared::new(producers)));
     let ctx = Ctx {
@@ -265,11 +260,11 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
         shared: shared.clone(),
         restarts: restarts_tx,
     };
-    let mut clog_targets = vec![ClogTarget::Broker(broker)];
+    let mut client_nodes: Vec<NodeId> = Vec::new();
     for (i, &(name, role)) in CLIENTS.iter().enumerate() {
         let ip = Ipv4Addr::new(10, 0, 0, 10 + u8::try_from(i).unwrap_or(0));
         let node = handle.create_node().name(name).ip(IpAddr::V4(ip)).build();
-        clog_targets.push(ClogTarget::Link(node.id(), broker));
+        client_nodes.push(node.id());
         let (ctx, who) = (ctx.clone(), name.to_owned());
         match role {
             Role::Consumer => node.spawn(async move {
@@ -279,6 +274,7 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
             Role::Producer(acks) => node.spawn(producers::producer(ctx, who, acks)),
             Role::Idempotent => node.spawn(producers::idempotent_producer(ctx, who)),
             Role::Pipelined => node.spawn(pipelined::pipelined_producer(ctx, who)),
+            Role::Admin => node.spawn(admin::admin(ctx, who)),
         };
     }
 
@@ -288,17 +284,17 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
     } else {
         VecDeque::new()
     };
-    let mut clogs: VecDeque<Clog> = if spec.faults.net {
-        faults::draw_clogs(&mut rng, SAFETY_WINDOW, CLOGS_MAX, clog_targets.len()).into()
-    } else {
-        VecDeque::new()
-    };
-    if spec.faults.net {
-        let loss = rng.gen_range(0.0..PACKET_LOSS_MAX);
-        trace.event("supervisor", format_args!("packet loss {loss:.3}"));
-        net.update_config(|config| config.packet_loss_rate = loss);
-    }
-    let mut unclogs: Vec<(Duration, usize)> = Vec::new();
+    let mut schedule = Schedule::draw(
+        &mut rng,
+        SAFETY_WINDOW,
+        spec.faults.net,
+        spec.faults.pause,
+        spec.faults.clock,
+        schedule::clog_targets(broker, &client_nodes),
+        broker,
+        wall_clock,
+        trace.clone(),
+    );
 
     let mut supervisor = Supervisor {
         handle: handle.clone(),
@@ -308,6 +304,7 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
         last_restart: Duration::ZERO,
         kills: 0,
         requested: 0,
+        killed_at_ms: Vec::new(),
     };
     let mut violations = Vec::new();
     let mut phase = Phase::Safety;
@@ -316,43 +313,22 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
         if phase == Phase::Safety && now >= SAFETY_WINDOW {
             phase = Phase::Liveness;
             disk.liveness_mode();
-            for target in &clog_targets {
-                set_clog(&net, *target, false);
-            }
-            unclogs.clear();
-            clogs.clear();
+            schedule.stop();
             kills.clear();
-            net.update_config(|config| config.packet_loss_rate = 0.0);
             shared
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
                 .phase = Phase::Liveness;
             trace.event("supervisor", "liveness mode: faults off");
         }
-        while clogs.front().is_some_and(|clog| clog.at <= now) {
-            if let Some(clog) = clogs.pop_front() {
-                if let Some(&target) = clog_targets.get(clog.target) {
-                    trace.event(
-                        "supervisor",
-                        format_args!("clog {target:?} for {} ms", clog.lasts.as_millis()),
-                    );
-                    set_clog(&net, target, true);
-                    unclogs.push((now + clog.lasts, clog.target));
-                }
-            }
+        if phase == Phase::Safety {
+            schedule.step(now, supervisor.restart_at.is_some());
         }
-        unclogs.retain(|&(at, index)| {
-            let due = at <= now;
-            if let (true, Some(&target)) = (due, clog_targets.get(index)) {
-                trace.event("supervisor", format_args!("unclog {target:?}"));
-                set_clog(&net, target, false);
-            }
-            !due
-        });
         supervisor.restart_if_due(now);
         if supervisor.restart_at.is_none() && kills.front().is_some_and(|kill| kill.at <= now) {
             if let Some(kill) = kills.pop_front() {
                 supervisor.kills += 1;
+                schedule.broker_killed();
                 supervisor.kill(kill.down_for, "scheduled");
             }
         }
@@ -364,6 +340,7 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
             };
             if supervisor.restart_at.is_none() && wanted {
                 supervisor.requested += 1;
+                schedule.broker_killed();
                 let down_for = Duration::from_millis(rng.gen_range(1..=50));
                 supervisor.kill(down_for, &format!("requested: {reason}"));
             }
@@ -401,7 +378,9 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
     // The last crash: what the disk keeps now is what the checkers judge.
     supervisor.restart_at = None;
     trace.event("supervisor", "final crash and restart");
+    schedule.broker_killed();
     handle.kill(broker);
+    supervisor.killed_at_ms.push(ms(sim_now()));
     handle.restart(broker);
     let checker = handle
         .create_node()
@@ -410,16 +389,24 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
         .build();
     let final_ctx = ctx.clone();
     let final_state = checker
-        .spawn(async move { final_read::final_read(&final_ctx).await })
+        .spawn(async move {
+            let main = final_read::final_read(&final_ctx).await;
+            let admin = final_read::final_admin_read(&final_ctx).await;
+            (main, admin)
+        })
         .await;
-    let (log, final_violations) = match final_state {
+    let ((log, final_violations), (admin_topics, admin_violations)) = match final_state {
         Ok(result) => result,
         Err(_) => (
-            FinalLog::new(),
-            vec!["the final read task failed".to_owned()],
+            (
+                FinalLog::new(),
+                vec!["the final read task failed".to_owned()],
+            ),
+            (Default::default(), Vec::new()),
         ),
     };
     violations.extend(final_violations);
+    violations.extend(admin_violations);
 
     let (events, client_violations) = {
         let shared = shared
@@ -430,12 +417,30 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
     };
     violations.extend(client_violations);
     violations.extend(check::check(&events, &log));
+    let (admin_history, admin_stats) = {
+        let shared = shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (shared.admin.clone(), shared.admin_stats)
+    };
+    violations.extend(crate::checker::admin::check(
+        &admin_history,
+        &supervisor.killed_at_ms,
+        &admin_topics,
+    ));
 
     let stats = shared
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .stats;
-    let summary = summarize(&events, &log, &supervisor, &disk, stats);
+    let summary = summarize(
+        &events,
+        &log,
+        &supervisor,
+        &disk,
+        stats,
+        (schedule.counts, admin_stats),
+    );
     trace.event("checker", &summary);
     Verdict {
         violations,
@@ -449,6 +454,7 @@ fn summarize(
     supervisor: &Supervisor,
     disk: &SimDisk,
     clients: ClientStats,
+    (faults, admin): (FaultCounts, AdminStats),
 ) -> String {
     let (mut acked_all, mut acked_one, mut consumed) = (0usize, 0usize, 0usize);
     for event in events {
@@ -466,9 +472,9 @@ fn summarize(
     format!(
         "acked {acked_all} (acks=-1) + {acked_one} (acks=1), consumed {consumed}, final log {kept}, \
          idempotent batches {} ({} after a resend, {} duplicates answered), {} pipelined, \
-         {} damaged reads, \
-         kills {} scheduled + {} requested, disk: {} torn, {} dropped, {} fsync errors, \
-         {} bit flips, {} ENOSPC",
+         {} damaged reads, kills {} scheduled + {} requested, clogs {} ({} one-way), pauses {}, latency spikes {}, \
+         clock jumps {} forward + {} back, admin: {} created, {} grown, {} deleted, {} refused, \
+         {} unknown, {} records; disk: {} torn, {} dropped, {} fsync errors, {} bit flips, {} ENOSPC",
         clients.idempotent_acked,
         clients.idempotent_acked_after_retry,
         clients.duplicates_answered,
@@ -476,6 +482,18 @@ fn summarize(
         clients.damaged_reads,
         supervisor.kills,
         supervisor.requested,
+        faults.clogs,
+        faults.one_way_clogs,
+        faults.pauses,
+        faults.latency_spikes,
+        faults.clock_jumps_forward,
+        faults.clock_jumps_back,
+        admin.created,
+        admin.grown,
+        admin.deleted,
+        admin.refused,
+        admin.unknown,
+        admin.records,
         stats.writes_torn,
         stats.writes_dropped,
         stats.fsync_errors,

@@ -249,6 +249,9 @@ impl Broker {
             }
             response.topics.push(result);
         }
+        // Even with nothing to write, answer only once what came before is durable: a
+        // TOPIC_ALREADY_EXISTS may rest on a create still waiting for its fsync, and that create
+        // is lost if the fsync fails.
         let body = ResponseBody::CreateTopics(response);
         // Even with nothing to write, answer only once earlier metadata writes are durable:
         // TOPIC_ALREADY_EXISTS for a topic whose creation is still in flight would otherwise

@@ -239,7 +239,7 @@ pub struct Broker {
     metadata_waits: Vec<admin::PendingAdmin>,
     parked_fetches: Vec<fetch::ParkedFetch>,
     outputs: VecDeque<Output>,
-    /// Deterministic source for topic ids, from the driver's seed.
+    /// Deterministic source for topic ids, from the driver's seed and the metadata log's end.
     rng_state: u64,
     /// Next producer id to hand out, and the end of the block persisted in the metadata log.
     next_producer_id: i64,
@@ -248,6 +248,17 @@ pub struct Broker {
     fatal: Option<String>,
     /// Rare-but-legal paths in simulation (nothing outside it), from the driver's seed.
     buggify: Buggify,
+}
+
+/// The topic id source's start. The seed alone would repeat the same ids after every restart,
+/// and a topic deleted and re-created under its name would get its old id back. Every durable
+/// metadata change moves the log's end, so each incarnation that can hand out a durable id
+/// starts elsewhere (SplitMix64 finaliser: nearby inputs land far apart).
+fn id_seed(seed: u64, metadata_end: i64) -> u64 {
+    let mut z = seed ^ (metadata_end as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) | 1
 }
 
 impl Broker {
@@ -261,6 +272,7 @@ impl Broker {
         partitions: BTreeMap<TopicPartition, PartitionState>,
         seed: u64,
     ) -> Broker {
+        let metadata_end = metadata_log.log_end_offset();
         Broker {
             config,
             cluster_id,
@@ -272,7 +284,7 @@ impl Broker {
             metadata_waits: Vec::new(),
             parked_fetches: Vec::new(),
             outputs: VecDeque::new(),
-            rng_state: seed | 1,
+            rng_state: id_seed(seed, metadata_end),
             // Ids of the last persisted block may have been handed out before a restart: skip it.
             next_producer_id: image.next_producer_id,
             producer_block_end: image.next_producer_id,

@@ -646,6 +646,44 @@ mod metadata_faults {
         work.expect("a metadata log write")
     }
 
+    /// Found by the simulator: a retried create was answered TOPIC_ALREADY_EXISTS while the
+    /// first create still waited for its fsync; the fsync failed, and the client went on
+    /// believing in a topic that never existed.
+    #[test]
+    fn topic_already_exists_waits_for_the_pending_create() {
+        let mut broker = broker();
+        let work = create_topic(&mut broker);
+        // The retry: refused, but not answered before the first create is durable.
+        let _ = create_topic_again(&mut broker);
+        broker.handle_storage_done(work, false, Now::default());
+        assert!(broker.fatal_error().is_some());
+        assert!(
+            broker.poll_output().is_none(),
+            "no answer rests on a create that was lost"
+        );
+    }
+
+    fn create_topic_again(broker: &mut Broker) -> Option<Output> {
+        let ctx = RequestContext {
+            reply: ReplyTo { conn: 2, seq: 1 },
+            api_key: 19,
+            api_version: 5,
+        };
+        let request = CreateTopicsRequest {
+            topics: vec![CreatableTopic {
+                name: "t".into(),
+                num_partitions: 1,
+                replication_factor: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        broker.handle_request(ctx, RequestBody::CreateTopics(request), Now::default());
+        let out = broker.poll_output();
+        assert!(out.is_none(), "answered before durable: {out:?}");
+        out
+    }
+
     #[test]
     fn a_metadata_log_failure_stops_the_broker_without_answering() {
         let mut broker = broker();
@@ -673,4 +711,87 @@ mod metadata_faults {
             }
         )));
     }
+}
+
+/// Topic ids must not repeat after a restart (found by the simulator: a topic deleted and
+/// re-created after a restart got its old id back, and the old incarnation's records were taken
+/// for the new one's).
+#[test]
+fn topic_ids_differ_after_a_restart_that_kept_a_metadata_change() {
+    let broker = |records: usize| {
+        let (mut metadata_log, _) = PartitionLog::create(LogConfig::default(), 0);
+        for _ in 0..records {
+            let batch = metadata::encode_batch(&[MetadataRecord::ProducerIds { next: 1 }], 0);
+            metadata_log.append(batch, 0, 0).unwrap();
+        }
+        Broker::new(
+            BrokerConfig::default(),
+            "cluster".into(),
+            MetadataImage::default(),
+            metadata_log,
+            BTreeMap::new(),
+            7,
+        )
+    };
+    let first = broker(1).next_uuid();
+    assert_eq!(first, broker(1).next_uuid(), "deterministic");
+    assert_ne!(first, broker(2).next_uuid());
+    assert_ne!(first, broker(0).next_uuid());
+}
+
+/// Found by the admin client in the simulator: CreatePartitions was checked against the applied
+/// image only. A second call made while the first waited for its fsync could ask for fewer
+/// partitions than the first, and applying both broke "partition counts only grow" (and would
+/// again on every replay of the metadata log).
+#[test]
+fn create_partitions_is_checked_against_pending_changes() {
+    use crate::protocol::generated::create_partitions_request::{
+        CreatePartitionsRequest, CreatePartitionsTopic,
+    };
+    use crate::protocol::generated::delete_topics_request::{
+        DeleteTopicState, DeleteTopicsRequest,
+    };
+    let grow = |count| {
+        RequestBody::CreatePartitions(CreatePartitionsRequest {
+            topics: vec![CreatePartitionsTopic {
+                name: "t".into(),
+                count,
+                assignments: None,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    };
+    let answer = |h: &Harness, reply| {
+        let Some(Some(ResponseBody::CreatePartitions(r))) = h.response(reply) else {
+            panic!("no CreatePartitions answer")
+        };
+        r.results[0].error_code
+    };
+    let mut h = Harness::new();
+    h.create_topic("t", 1);
+    let first = h.request(37, 3, grow(4));
+    let second = h.request(37, 3, grow(3));
+    h.complete_all();
+    assert_eq!(answer(&h, first), 0);
+    assert_eq!(answer(&h, second), ErrorCode::InvalidPartitions.code());
+    assert_eq!(h.broker.image().topics["t"].partitions, 4);
+
+    // Growing a topic whose delete is pending: the topic is gone by then.
+    let delete = RequestBody::DeleteTopics(DeleteTopicsRequest {
+        topics: vec![DeleteTopicState {
+            name: Some("t".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    let _ = h.request(20, 6, delete);
+    let late = h.request(37, 3, grow(5));
+    h.complete_all();
+    assert_eq!(answer(&h, late), ErrorCode::UnknownTopicOrPartition.code());
+    assert!(!h.broker.image().topics.contains_key("t"));
+    assert!(
+        !h.broker.partitions.keys().any(|tp| tp.topic == "t"),
+        "no partition logs for a deleted topic"
+    );
 }

@@ -5,6 +5,7 @@
 //! says stop or, once faults are off, until it has shown it can make progress again.
 
 use super::{RestartRequest, PARTITIONS, TOPIC};
+use crate::checker::admin::AdminHistory;
 use crate::checker::broker::BrokerEvent;
 use crate::history::History;
 use crate::kafka_client::{CallError, KafkaClient};
@@ -64,6 +65,20 @@ pub struct Shared {
     /// Producers that have not finished yet (the consumer drains after they all have).
     pub producers_running: usize,
     pub stats: ClientStats,
+    /// What the admin client did and saw.
+    pub admin: AdminHistory,
+    pub admin_stats: AdminStats,
+}
+
+/// The admin client's counts for the run's summary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AdminStats {
+    pub created: u32,
+    pub grown: u32,
+    pub deleted: u32,
+    pub refused: u32,
+    pub unknown: u32,
+    pub records: u32,
 }
 
 /// Counts for the run's summary: which paths the clients exercised.
@@ -90,6 +105,8 @@ impl Shared {
             finished: BTreeSet::new(),
             producers_running: producers,
             stats: ClientStats::default(),
+            admin: AdminHistory::default(),
+            admin_stats: AdminStats::default(),
         }
     }
 }
@@ -218,13 +235,23 @@ pub async fn create_topic(ctx: &Ctx, who: &str) {
 // ---------------------------------------------------------------------------------------------
 // Producing.
 
-/// A produce request for one batch to one partition.
+/// A produce request for one batch to one partition of [`TOPIC`].
 pub(super) fn produce_request(acks: i16, partition: i32, batch: Bytes) -> RequestBody {
+    produce_request_to(TOPIC, acks, partition, batch)
+}
+
+/// A produce request for one batch to one partition of `topic`.
+pub(super) fn produce_request_to(
+    topic: &str,
+    acks: i16,
+    partition: i32,
+    batch: Bytes,
+) -> RequestBody {
     RequestBody::Produce(ProduceRequest {
         acks,
         timeout_ms: 5000,
         topic_data: vec![TopicProduceData {
-            name: TOPIC.to_owned(),
+            name: topic.to_owned(),
             partition_data: vec![PartitionProduceData {
                 index: partition,
                 records: Some(batch),
@@ -248,14 +275,25 @@ pub(super) async fn produce(
     partition: i32,
     batch: Bytes,
 ) -> ProduceOutcome {
-    let body = produce_request(acks, partition, batch);
-    let result = client.call(PRODUCE_VERSION, body, CALL_TIMEOUT).await;
-    produce_outcome(result, partition)
+    produce_to(client, TOPIC, acks, partition, batch).await
 }
 
-/// What a produce call's result says about `partition`.
+pub(super) async fn produce_to(
+    client: &mut KafkaClient,
+    topic: &str,
+    acks: i16,
+    partition: i32,
+    batch: Bytes,
+) -> ProduceOutcome {
+    let body = produce_request_to(topic, acks, partition, batch);
+    let result = client.call(PRODUCE_VERSION, body, CALL_TIMEOUT).await;
+    produce_outcome(result, topic, partition)
+}
+
+/// What a produce call's result says about `partition` of `topic`.
 pub(super) fn produce_outcome(
     result: Result<ResponseBody, CallError>,
+    topic: &str,
     partition: i32,
 ) -> ProduceOutcome {
     match result {
@@ -263,7 +301,7 @@ pub(super) fn produce_outcome(
             let answer = response
                 .responses
                 .iter()
-                .filter(|t| t.name == TOPIC)
+                .filter(|t| t.name == topic)
                 .flat_map(|t| &t.partition_responses)
                 .find(|p| p.index == partition);
             match answer {
@@ -287,8 +325,12 @@ pub(super) fn produce_outcome(
 // ---------------------------------------------------------------------------------------------
 // Consuming.
 
-/// A fetch of every partition from the given offsets.
-pub fn fetch_request(offsets: &BTreeMap<i32, i64>, max_wait_ms: i32) -> RequestBody {
+/// A fetch of the given partitions of `topic` from the given offsets.
+pub fn fetch_request_for(
+    topic: &str,
+    offsets: &BTreeMap<i32, i64>,
+    max_wait_ms: i32,
+) -> RequestBody {
     RequestBody::Fetch(FetchRequest {
         replica_id: -1,
         max_wait_ms,
@@ -298,7 +340,7 @@ pub fn fetch_request(offsets: &BTreeMap<i32, i64>, max_wait_ms: i32) -> RequestB
         session_id: 0,
         session_epoch: -1,
         topics: vec![FetchTopic {
-            topic: TOPIC.to_owned(),
+            topic: topic.to_owned(),
             partitions: offsets
                 .iter()
                 .map(|(&partition, &fetch_offset)| FetchPartition {
@@ -322,7 +364,16 @@ pub async fn fetch(
     offsets: &BTreeMap<i32, i64>,
     max_wait_ms: i32,
 ) -> Result<FetchResponse, CallError> {
-    let body = fetch_request(offsets, max_wait_ms);
+    fetch_from(client, TOPIC, offsets, max_wait_ms).await
+}
+
+pub async fn fetch_from(
+    client: &mut KafkaClient,
+    topic: &str,
+    offsets: &BTreeMap<i32, i64>,
+    max_wait_ms: i32,
+) -> Result<FetchResponse, CallError> {
+    let body = fetch_request_for(topic, offsets, max_wait_ms);
     match client.call(FETCH_VERSION, body, CALL_TIMEOUT).await? {
         ResponseBody::Fetch(response) => Ok(response),
         other => Err(CallError::Protocol(format!(

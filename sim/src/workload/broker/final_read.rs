@@ -1,8 +1,10 @@
 //! The end of a run: after the last restart, a produce and fetch round trip, then every
 //! partition read from offset 0 to its high watermark for the checkers.
 
+use super::admin;
 use super::clients::{self, Ctx, ProduceOutcome};
-use super::{PARTITIONS, PROBE_BUDGET};
+use super::{PARTITIONS, PROBE_BUDGET, TOPIC};
+use crate::checker::admin::FinalTopic;
 use crate::checker::broker::{BrokerEvent, FinalLog, FinalPartition};
 use crate::kafka_client::KafkaClient;
 use crate::kafka_records::{build_batch, decode_fetched, Reading, Writer};
@@ -120,12 +122,22 @@ async fn read_partition(
     client: &mut KafkaClient,
     partition: i32,
 ) -> Result<FinalPartition, String> {
+    read_topic_partition(ctx, client, TOPIC, partition).await
+}
+
+/// Reads a partition of `topic` from offset 0 to its high watermark, offsets as stored.
+pub(super) async fn read_topic_partition(
+    ctx: &Ctx,
+    client: &mut KafkaClient,
+    topic: &str,
+    partition: i32,
+) -> Result<FinalPartition, String> {
     let mut out = FinalPartition::default();
     let mut next = 0i64;
     let mut empty_reads = 0u32;
     loop {
         let offsets = BTreeMap::from([(partition, next)]);
-        let response = match clients::fetch(client, &offsets, 0).await {
+        let response = match clients::fetch_from(client, topic, &offsets, 0).await {
             Ok(response) => response,
             Err(err) => {
                 empty_reads += 1;
@@ -168,9 +180,62 @@ async fn read_partition(
                         data.high_watermark
                     ));
                 }
-                ctx.trace
-                    .event("checker", format_args!("p{partition}@{next}: nothing read"));
+                ctx.trace.event(
+                    "checker",
+                    format_args!("{topic}-{partition}@{next}: nothing read"),
+                );
             }
         }
     }
+}
+
+/// After the main topic: every other topic (the admin client's) as the broker lists it, with
+/// every record of every partition.
+pub(super) async fn final_admin_read(ctx: &Ctx) -> (BTreeMap<String, FinalTopic>, Vec<String>) {
+    let who = "checker";
+    let mut client = KafkaClient::new(ctx.broker, who);
+    let mut listed = None;
+    for _ in 0..20 {
+        match admin::topics(&mut client).await {
+            Ok(found) => {
+                listed = Some(found);
+                break;
+            }
+            Err(err) => ctx.trace.event(who, format_args!("metadata: {err}")),
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+    let Some(listed) = listed else {
+        return (
+            BTreeMap::new(),
+            vec!["final read: Metadata keeps failing".to_owned()],
+        );
+    };
+    let mut finals = BTreeMap::new();
+    let mut violations = Vec::new();
+    for (topic, (id, partitions)) in listed {
+        if topic == TOPIC {
+            continue;
+        }
+        let mut final_topic = FinalTopic {
+            id,
+            partitions,
+            records: BTreeMap::new(),
+        };
+        for partition in 0..partitions {
+            match read_topic_partition(ctx, &mut client, &topic, partition).await {
+                Ok(p) => {
+                    final_topic.records.insert(partition, p.records);
+                }
+                Err(why) => violations.push(format!("final read of {topic}-{partition}: {why}")),
+            }
+        }
+        let count: usize = final_topic.records.values().map(Vec::len).sum();
+        ctx.trace.event(
+            who,
+            format_args!("{topic}: {partitions} partitions, {count} records"),
+        );
+        finals.insert(topic, final_topic);
+    }
+    (finals, violations)
 }

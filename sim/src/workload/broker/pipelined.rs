@@ -13,7 +13,7 @@ use super::clients::{
     ProduceOutcome, BATCH_RECORDS_MAX, CALL_TIMEOUT, LIVENESS_ACKS, PRODUCE_VERSION,
 };
 use super::producers::init_producer_id;
-use super::PARTITIONS;
+use super::{PARTITIONS, TOPIC};
 use crate::checker::broker::BrokerEvent;
 use crate::kafka_client::KafkaClient;
 use crate::kafka_records::{build_batch, Writer};
@@ -122,7 +122,7 @@ pub async fn pipelined_producer(ctx: Ctx, who: String) {
                 "{} (pid {producer_id} seq {} send {})",
                 sent.values[0], sent.base_sequence, sent.sends
             );
-            match produce_outcome(result, partition) {
+            match produce_outcome(result, TOPIC, partition) {
                 ProduceOutcome::Answered {
                     error_code: 0,
                     base_offset,
