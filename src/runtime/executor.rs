@@ -21,8 +21,10 @@ pub enum Job {
         plan: ReadPlan,
         reply: oneshot::Sender<io::Result<Bytes>>,
     },
-    /// Close every file and delete the directory; the executor then ends.
-    Remove,
+    /// Close every file and delete the directory, then signal `removed`; the executor ends.
+    Remove {
+        removed: oneshot::Sender<()>,
+    },
 }
 
 /// Completion of a `Job::Work`, sent back to the node loop.
@@ -31,13 +33,22 @@ pub struct Done {
     pub ok: bool,
 }
 
+/// Starts the executor of one log. `after` is the removal of an earlier log in the same
+/// directory (a topic deleted and created again): nothing runs until that directory is gone, or
+/// the old executor would delete the new log's files.
 pub fn spawn(
     files: LogFiles,
     done: mpsc::UnboundedSender<Done>,
     buggify: Buggify,
+    after: Option<oneshot::Receiver<()>>,
 ) -> mpsc::UnboundedSender<Job> {
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(run(files, rx, done, buggify));
+    tokio::spawn(async move {
+        if let Some(removed) = after {
+            let _ = removed.await;
+        }
+        run(files, rx, done, buggify).await;
+    });
     tx
 }
 
@@ -69,9 +80,10 @@ async fn run(
             Job::Read { plan, reply } => {
                 let _ = reply.send(files.read(&plan).await);
             }
-            Job::Remove => {
+            Job::Remove { removed } => {
                 files.close_all().await;
                 remove_dir(files.storage(), files.dir()).await;
+                let _ = removed.send(());
                 return;
             }
         }
@@ -88,4 +100,38 @@ async fn remove_dir(storage: &Arc<dyn Storage>, dir: &str) {
         tracing::warn!(dir, error = %e, "could not remove deleted topic's directory");
     }
     let _ = storage.sync_dir(crate::storage::parent(dir)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemoryStorage;
+
+    /// A log created again in the directory of a removed one waits for the removal, so the old
+    /// executor never deletes the new log's files.
+    #[tokio::test]
+    async fn a_new_log_waits_for_the_removal_of_the_old_one() {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+        let (removed_tx, removed_rx) = oneshot::channel();
+        let files = LogFiles::new(storage.clone(), "t-0".into());
+        let jobs = spawn(files, done_tx, Buggify::disabled(), Some(removed_rx));
+        let create = vec![LogOp::CreateSegment { base_offset: 0 }];
+        jobs.send(Job::Work {
+            work: 1,
+            ops: create,
+        })
+        .unwrap();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            done_rx.try_recv().is_err(),
+            "ran before the removal finished"
+        );
+        removed_tx.send(()).unwrap();
+        let done = done_rx.recv().await.unwrap();
+        assert!(done.ok);
+        assert!(!storage.list("t-0").await.unwrap().is_empty());
+    }
 }

@@ -40,6 +40,8 @@ pub struct Node {
     clock: Clock,
     conns: BTreeMap<u64, mpsc::UnboundedSender<(u64, Reply)>>,
     executors: BTreeMap<LogTarget, mpsc::UnboundedSender<Job>>,
+    /// Logs being removed (a deleted topic): a new log in the same place waits for this.
+    removing: BTreeMap<LogTarget, oneshot::Receiver<()>>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
     retention_interval: Duration,
@@ -56,6 +58,7 @@ impl Node {
             clock,
             conns: BTreeMap::new(),
             executors: BTreeMap::new(),
+            removing: BTreeMap::new(),
             done_tx,
             done_rx,
             retention_interval,
@@ -145,8 +148,10 @@ impl Node {
                 Output::Fetch(fetch) => self.start_fetch(fetch),
                 Output::ListOffsets(list) => self.start_time_lookups(list),
                 Output::RemoveLog { target } => {
-                    let _ = self.executor(&target).send(Job::Remove);
+                    let (removed, wait) = oneshot::channel();
+                    let _ = self.executor(&target).send(Job::Remove { removed });
                     self.executors.remove(&target);
+                    self.removing.insert(target, wait);
                 }
             }
         }
@@ -162,11 +167,13 @@ impl Node {
         let storage = &self.storage;
         let done = &self.done_tx;
         let buggify = self.broker.buggify();
+        let removing = &mut self.removing;
         self.executors.entry(target.clone()).or_insert_with(|| {
             let dir = target.dir();
             let files =
                 LogFiles::new(storage.clone(), dir.clone()).with_buggify(buggify.fork(&dir));
-            executor::spawn(files, done.clone(), buggify.fork_id(1).fork(&dir))
+            let after = removing.remove(target);
+            executor::spawn(files, done.clone(), buggify.fork_id(1).fork(&dir), after)
         })
     }
 
