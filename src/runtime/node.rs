@@ -73,7 +73,7 @@ impl Node {
         // retention check), moved only when the earliest of them moves: a timer per kind, or a
         // new one per turn of the loop, costs a timer registration on every wait (under madsim,
         // a heap entry that is never removed).
-        let mut ticks = Ticks::starting(tokio::time::Instant::now(), self.retention_interval);
+        let mut ticks = Ticks::starting(self.clock.tokio_now(), self.retention_interval);
         let timer = tokio::time::sleep_until(ticks.earliest());
         tokio::pin!(timer);
         loop {
@@ -93,7 +93,7 @@ impl Node {
                     self.broker.handle_storage_done(done.work, done.ok, self.clock.now());
                 }
                 () = &mut timer => {
-                    let now = tokio::time::Instant::now();
+                    let now = self.clock.tokio_now();
                     let due = ticks.take_due(now);
                     if due.flush || deadline.is_some_and(|at| at <= now) {
                         self.broker.handle_timeout(self.clock.now());
