@@ -138,8 +138,6 @@ thread_local! {
     /// One zstd compression context per thread, reused: creating one allocates and clears
     /// tables far larger than a typical batch.
     static ZSTD_CCTX: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
-    /// One zstd decompression context per thread, reused for the same reason.
-    static ZSTD_DCTX: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> = const { RefCell::new(None) };
 }
 
 /// The gzip header flate2's `GzEncoder` writes at level 6: no name, no mtime, OS unknown.
@@ -201,34 +199,6 @@ fn zstd_compress(input: &[u8], out: &mut BytesMut) -> std::io::Result<()> {
     })
 }
 
-/// Decompresses zstd frames with a reused context, through [`read_bounded`].
-fn zstd_decompress(input: &[u8], limit: usize) -> RecordsResult<Vec<u8>> {
-    let codec = Compression::Zstd;
-    let window = zstd::zstd_safe::DParameter::WindowLogMax(zstd_window_log_max(limit));
-    ZSTD_DCTX.with(|cell| {
-        let mut fresh = None;
-        let mut cached = cell.try_borrow_mut().ok();
-        let dctx = match cached.as_deref_mut() {
-            Some(Some(dctx)) => dctx,
-            Some(slot @ None) => slot.insert(new_dctx(codec)?),
-            None => fresh.insert(new_dctx(codec)?),
-        };
-        // A previous call may have stopped mid-frame (at its limit): end that session first,
-        // as zstd refuses parameter changes inside one.
-        let zstd_error = |code| decompress_error(codec, zstd::zstd_safe::get_error_name(code));
-        dctx.reset(zstd::zstd_safe::ResetDirective::SessionOnly)
-            .map_err(zstd_error)?;
-        dctx.set_parameter(window).map_err(zstd_error)?;
-        let dec = zstd::stream::read::Decoder::with_context(input, dctx);
-        read_bounded(codec, dec, input.len(), limit)
-    })
-}
-
-fn new_dctx(codec: Compression) -> RecordsResult<zstd::zstd_safe::DCtx<'static>> {
-    zstd::zstd_safe::DCtx::try_create()
-        .ok_or_else(|| decompress_error(codec, "cannot allocate a zstd context"))
-}
-
 fn snappy_xerial_compress(input: &[u8], out: &mut BytesMut) -> Result<(), snap::Error> {
     out.put_slice(&XERIAL_MAGIC);
     out.put_i32(1); // version
@@ -255,7 +225,7 @@ pub fn decompress(codec: Compression, input: &[u8], limit: usize) -> RecordsResu
         }
         Compression::Gzip => read_bounded(
             codec,
-            flate2::bufread::MultiGzDecoder::new(input),
+            flate2::read::MultiGzDecoder::new(input),
             input.len(),
             limit,
         ),
@@ -272,7 +242,13 @@ pub fn decompress(codec: Compression, input: &[u8], limit: usize) -> RecordsResu
             input.len(),
             limit,
         ),
-        Compression::Zstd => zstd_decompress(input, limit),
+        Compression::Zstd => {
+            let mut dec = zstd::stream::read::Decoder::with_buffer(input)
+                .map_err(|e| decompress_error(codec, e))?;
+            dec.window_log_max(zstd_window_log_max(limit))
+                .map_err(|e| decompress_error(codec, e))?;
+            read_bounded(codec, dec, input.len(), limit)
+        }
     }
 }
 
