@@ -91,19 +91,32 @@ pub fn main() -> i32 {
     }
 }
 
-/// One run, or two when checking determinism.
-fn run_spec(spec: Spec, check_determinism: bool, echo: bool) -> Result<Outcome, String> {
-    if check_determinism {
-        runner::check_determinism(spec)
-    } else {
-        Ok(runner::run(spec, echo))
-    }
+/// How much of a run's trace the command reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum TraceUse {
+    /// Only the verdict (sweeps, regressions): no trace is kept.
+    None,
+    /// The end of it on failure.
+    Tail,
+    /// All of it, printed as it happens.
+    Echo,
+}
+
+/// One run, or two when checking determinism (which compares traces, so always keeps them).
+fn run_spec(spec: Spec, check_determinism: bool, trace: TraceUse) -> Result<Outcome, String> {
+    Ok(match (check_determinism, trace) {
+        (true, _) => return runner::check_determinism(spec),
+        (false, TraceUse::None) => runner::run_untraced(spec),
+        (false, TraceUse::Tail) => runner::run(spec, false),
+        (false, TraceUse::Echo) => runner::run(spec, true),
+    })
 }
 
 fn run(args: RunArgs, replay: bool) -> i32 {
     let spec = Spec::new(args.seed, &args.scenario);
     let echo = replay || args.verbose;
-    let outcome = match run_spec(spec, args.check_determinism, echo) {
+    let trace = if echo { TraceUse::Echo } else { TraceUse::Tail };
+    let outcome = match run_spec(spec, args.check_determinism, trace) {
         Ok(outcome) => outcome,
         Err(diff) => {
             println!("NON-DETERMINISTIC seed {}: {diff}", spec.seed);
@@ -173,7 +186,7 @@ fn sweep(args: SweepArgs) -> i32 {
                 }
                 let spec = Spec::new(seed, scenario);
                 if results
-                    .send((spec, run_spec(spec, args.check_determinism, false)))
+                    .send((spec, run_spec(spec, args.check_determinism, TraceUse::None)))
                     .is_err()
                 {
                     break;
@@ -261,7 +274,7 @@ fn regressions(args: RegressionArgs) -> i32 {
     };
     let mut bad = 0;
     for entry in &entries {
-        let verdict = match run_spec(entry.spec, args.check_determinism, false) {
+        let verdict = match run_spec(entry.spec, args.check_determinism, TraceUse::None) {
             Err(diff) => format!("NON-DETERMINISTIC: {diff}"),
             Ok(outcome) if outcome.failed() == entry.expect_failure => "ok".to_owned(),
             Ok(outcome) if entry.expect_failure => {

@@ -312,6 +312,22 @@ impl NodeDisk {
         }
     }
 
+    /// Closes a handle. Every inode in the tree is live between operations (each operation
+    /// that can orphan one collects garbage), so a close can free only the closed file's inode,
+    /// and only if nothing else refers to it: the full collection runs only then.
+    fn close(&mut self, file: FileId) -> io::Result<()> {
+        let ino = self.tree.handle_ino(file)?;
+        self.tree.close(file)?;
+        let durably_named = self
+            .durable_dirs
+            .values()
+            .any(|entries| entries.values().any(|&named| named == ino));
+        if !durably_named && !self.tree.is_referenced(ino) {
+            self.collect_garbage();
+        }
+        Ok(())
+    }
+
     fn used_bytes(&mut self) -> u64 {
         self.tree
             .files_mut()
@@ -539,11 +555,7 @@ impl Storage for SimStorage {
     }
 
     fn close(&self, file: FileId) -> StorageFuture<'_, ()> {
-        self.run(false, |disk, _| {
-            disk.tree.close(file)?;
-            disk.collect_garbage();
-            Ok(())
-        })
+        self.run(false, |disk, _| disk.close(file))
     }
 
     fn len(&self, file: FileId) -> StorageFuture<'_, u64> {
@@ -576,7 +588,9 @@ impl Storage for SimStorage {
             if ctx.chance(ctx.options.enospc_probability) {
                 return Err(enospc(ctx, "injected"));
             }
-            if disk.used_bytes().saturating_add(growth) > ctx.options.capacity_bytes {
+            // Summing every file's length per write is skipped when there is no limit to meet.
+            let limited = ctx.options.capacity_bytes != u64::MAX;
+            if limited && disk.used_bytes().saturating_add(growth) > ctx.options.capacity_bytes {
                 return Err(enospc(ctx, "capacity reached"));
             }
             write_slice(&mut disk.tree.file_mut(file)?.current, pos, &data)?;
@@ -631,9 +645,16 @@ impl Storage for SimStorage {
         self.run(true, |disk, _| {
             let ino = disk.tree.lookup_dir(dir)?;
             let entries = disk.tree.entries(ino).cloned().unwrap_or_default();
-            disk.durable_dirs.insert(ino, entries);
-            // Entries dropped from the durable state may have been the last names of their files.
-            disk.collect_garbage();
+            let old = disk.durable_dirs.insert(ino, entries).unwrap_or_default();
+            // Entries dropped from the durable state may have been the last names of their files
+            // (if every old entry is still there, nothing lost a name).
+            let new = disk.durable_dirs.get(&ino);
+            let lost_a_name = old
+                .iter()
+                .any(|(name, named)| new.and_then(|new| new.get(name)) != Some(named));
+            if lost_a_name {
+                disk.collect_garbage();
+            }
             Ok(())
         })
     }

@@ -41,4 +41,13 @@ impl<E> History<E> {
     pub fn events(&self) -> impl Iterator<Item = &E> {
         self.entries.iter().map(|entry| &entry.event)
     }
+
+    /// Takes every event out, in order, leaving the history empty (checkers take the history
+    /// once the run is over, rather than copying it).
+    pub fn take_events(&mut self) -> Vec<E> {
+        std::mem::take(&mut self.entries)
+            .into_iter()
+            .map(|entry| entry.event)
+            .collect()
+    }
 }

@@ -91,7 +91,16 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 
 /// Runs one spec. `echo` prints trace events as they happen.
 pub fn run(spec: Spec, echo: bool) -> Outcome {
-    let trace = Trace::new(echo);
+    run_with_trace(spec, Trace::new(echo))
+}
+
+/// Runs one spec without a trace (`Outcome::trace` stays empty): the same run as [`run`], for
+/// sweeps, which read only the verdict.
+pub fn run_untraced(spec: Spec) -> Outcome {
+    run_with_trace(spec, Trace::off())
+}
+
+fn run_with_trace(spec: Spec, trace: Trace) -> Outcome {
     let scenario_trace = trace.clone();
     let result = in_fresh_runtime(spec.seed, move || async move {
         let disk = madsim::plugin::simulator::<SimDisk>();
@@ -134,10 +143,18 @@ pub fn run(spec: Spec, echo: bool) -> Outcome {
     }
 }
 
-/// Runs a spec twice and compares everything observable. `Err` names the first difference.
+/// Runs a spec twice and compares everything observable, then once more untraced (as sweeps
+/// run it) and compares the end state. `Err` names the first difference.
 pub fn check_determinism(spec: Spec) -> Result<Outcome, String> {
     let first = run(spec, false);
     let second = run(spec, false);
+    compare(&first, &second)?;
+    let untraced = run_untraced(spec);
+    compare_ends(&first, &untraced).map_err(|diff| format!("untraced run: {diff}"))?;
+    Ok(first)
+}
+
+fn compare(first: &Outcome, second: &Outcome) -> Result<(), String> {
     if let Some(i) = (0..first.trace.len().max(second.trace.len()))
         .find(|&i| first.trace.get(i) != second.trace.get(i))
     {
@@ -148,6 +165,11 @@ pub fn check_determinism(spec: Spec) -> Result<Outcome, String> {
             second.trace.get(i).unwrap_or(&none)
         ));
     }
+    compare_ends(first, second)
+}
+
+/// Compares what two runs ended with (verdict, panic, simulated time, disk counters).
+fn compare_ends(first: &Outcome, second: &Outcome) -> Result<(), String> {
     if first.verdict != second.verdict || first.panic != second.panic {
         return Err(format!(
             "verdicts differ:\n  first:  {:?}\n  second: {:?}",
@@ -161,5 +183,5 @@ pub fn check_determinism(spec: Spec) -> Result<Outcome, String> {
             first.sim_elapsed, first.disk, second.sim_elapsed, second.disk
         ));
     }
-    Ok(first)
+    Ok(())
 }

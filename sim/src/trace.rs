@@ -1,15 +1,20 @@
 //! The run's trace: timestamped events written by the workload, the supervisor and the disk.
 //! Two runs of one seed must produce the same trace, line for line (the determinism check).
+//!
+//! A sweep reads no trace unless it checks determinism, so it runs seeds with [`Trace::off`]:
+//! events are neither formatted nor kept, and the broker's log lines are not captured. What is
+//! traced never steers the simulation, so the run is the same one; a failure's replay command
+//! shows its trace.
 
 use madsim::time::TimeHandle;
 use std::fmt::Display;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// A cheap, cloneable handle to the run's event list.
+/// A cheap, cloneable handle to the run's event list (`None`: the trace is off).
 #[derive(Clone, Default)]
 pub struct Trace {
-    inner: Arc<Mutex<Inner>>,
+    inner: Option<Arc<Mutex<Inner>>>,
 }
 
 #[derive(Default)]
@@ -29,24 +34,42 @@ impl Trace {
     /// A trace that also prints each event as it happens when `echo` is set.
     pub fn new(echo: bool) -> Trace {
         Trace {
-            inner: Arc::new(Mutex::new(Inner {
+            inner: Some(Arc::new(Mutex::new(Inner {
                 lines: Vec::new(),
                 echo,
-            })),
+            }))),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A trace that records nothing, for runs whose trace nobody reads.
+    pub fn off() -> Trace {
+        Trace { inner: None }
+    }
+
+    /// Whether events are recorded.
+    pub fn is_on(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    fn lock(&self) -> Option<MutexGuard<'_, Inner>> {
+        let inner = self.inner.as_ref()?;
+        Some(
+            inner
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
     }
 
     /// Records one event by `who` at the current simulated time.
     pub fn event(&self, who: &str, what: impl Display) {
+        if !self.is_on() {
+            return;
+        }
         let at = sim_now();
         let line = format!("{:>11.3}ms {who:<10} {what}", at.as_secs_f64() * 1000.0);
-        let mut inner = self.lock();
+        let Some(mut inner) = self.lock() else {
+            return;
+        };
         if inner.echo {
             println!("{line}");
         }
@@ -55,14 +78,20 @@ impl Trace {
 
     /// Every event so far.
     pub fn lines(&self) -> Vec<String> {
-        self.lock().lines.clone()
+        self.lock()
+            .map(|inner| inner.lines.clone())
+            .unwrap_or_default()
     }
 }
 
 /// Sends `tracing` output (the broker's own log lines, INFO and above) into a [`Trace`] as
 /// events by `who`, while the returned guard lives. It applies to this thread, which runs the
-/// whole simulation.
-pub fn capture_logs(trace: &Trace, who: &'static str) -> tracing::subscriber::DefaultGuard {
+/// whole simulation. A trace that is off captures nothing (and installs no subscriber, whose
+/// span bookkeeping would cost more than the lines).
+pub fn capture_logs(trace: &Trace, who: &'static str) -> Option<tracing::subscriber::DefaultGuard> {
+    if !trace.is_on() {
+        return None;
+    }
     let writer = LogWriter {
         trace: trace.clone(),
         who,
@@ -74,7 +103,7 @@ pub fn capture_logs(trace: &Trace, who: &'static str) -> tracing::subscriber::De
         .with_target(false)
         .with_writer(writer)
         .finish();
-    tracing::subscriber::set_default(subscriber)
+    Some(tracing::subscriber::set_default(subscriber))
 }
 
 /// A `MakeWriter` whose writers each buffer one formatted line and emit it when dropped.

@@ -65,6 +65,11 @@ impl Clock {
         }
     }
 
+    /// The driver's own monotonic now, for its timers.
+    pub fn tokio_now(&self) -> tokio::time::Instant {
+        tokio::time::Instant::now()
+    }
+
     /// The tokio instant matching a machine deadline.
     pub fn instant(&self, at: Instant) -> tokio::time::Instant {
         self.origin + std::time::Duration::from_millis(at.0)

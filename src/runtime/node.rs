@@ -73,18 +73,19 @@ impl Node {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), String> {
         tokio::pin!(shutdown);
-        let mut retention = tokio::time::interval(self.retention_interval);
-        retention.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Flush checks for `flush.ms`; cheap when nothing is due.
-        let mut flush_tick = tokio::time::interval(Duration::from_millis(100));
+        // One timer for everything time-driven (the machine's deadline, the flush check, the
+        // retention check), moved only when the earliest of them moves: a timer per kind, or a
+        // new one per turn of the loop, costs a timer registration on every wait (under madsim,
+        // a heap entry that is never removed).
+        let mut ticks = Ticks::starting(self.clock.tokio_now(), self.retention_interval);
+        let timer = tokio::time::sleep_until(ticks.earliest());
+        tokio::pin!(timer);
         loop {
             let deadline = self.broker.next_deadline().map(|d| self.clock.instant(d));
-            let sleep = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let wake_at = deadline.map_or(ticks.earliest(), |at| at.min(ticks.earliest()));
+            if timer.deadline() != wake_at {
+                timer.as_mut().reset(wake_at);
+            }
             // `biased`: tokio's random branch order draws from a process-wide counter that the
             // simulator cannot seed, so it would make runs irreproducible. The fixed order cannot
             // starve anything: completions and timers are bounded by the work already issued;
@@ -95,9 +96,16 @@ impl Node {
                 Some(done) = self.done_rx.recv() => {
                     self.broker.handle_storage_done(done.work, done.ok, self.clock.now());
                 }
-                _ = sleep => self.broker.handle_timeout(self.clock.now()),
-                _ = flush_tick.tick() => self.broker.handle_timeout(self.clock.now()),
-                _ = retention.tick() => self.broker.enforce_retention(self.clock.now()),
+                () = &mut timer => {
+                    let now = self.clock.tokio_now();
+                    let due = ticks.take_due(now);
+                    if due.flush || deadline.is_some_and(|at| at <= now) {
+                        self.broker.handle_timeout(self.clock.now());
+                    }
+                    if due.retention {
+                        self.broker.enforce_retention(self.clock.now());
+                    }
+                }
                 msg = inbound.recv() => match msg {
                     Some(msg) => self.on_inbound(msg),
                     None => break,
@@ -268,5 +276,52 @@ impl Node {
             self.drain();
             self.executors.clear();
         }
+    }
+}
+
+/// How often the node loop asks the machine whether a `flush.ms` flush is due (cheap when none
+/// is).
+const FLUSH_CHECK: Duration = Duration::from_millis(100);
+
+/// The node loop's periodic checks; both first run as the loop starts.
+struct Ticks {
+    flush: tokio::time::Instant,
+    retention: tokio::time::Instant,
+    retention_interval: Duration,
+}
+
+/// Which periodic checks [`Ticks::take_due`] found due.
+struct DueTicks {
+    flush: bool,
+    retention: bool,
+}
+
+impl Ticks {
+    fn starting(now: tokio::time::Instant, retention_interval: Duration) -> Ticks {
+        Ticks {
+            flush: now,
+            retention: now,
+            retention_interval,
+        }
+    }
+
+    fn earliest(&self) -> tokio::time::Instant {
+        self.flush.min(self.retention)
+    }
+
+    /// The checks due at `now`, each moved to its next time. Missed checks are not made up
+    /// for: one check at `now` covers them.
+    fn take_due(&mut self, now: tokio::time::Instant) -> DueTicks {
+        let due = DueTicks {
+            flush: self.flush <= now,
+            retention: self.retention <= now,
+        };
+        if due.flush {
+            self.flush = now + FLUSH_CHECK;
+        }
+        if due.retention {
+            self.retention = now + self.retention_interval;
+        }
+        due
     }
 }

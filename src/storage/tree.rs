@@ -110,6 +110,17 @@ impl<F> Tree<F> {
         }
     }
 
+    /// Whether an open handle or a directory entry refers to `ino`. Closing a handle can free
+    /// only its own inode, and only when this turns false: owners skip a full garbage
+    /// collection otherwise.
+    pub fn is_referenced(&self, ino: Ino) -> bool {
+        self.handles.values().any(|&open| open == ino)
+            || self.nodes.values().any(|node| match node {
+                Node::Dir(entries) => entries.values().any(|&named| named == ino),
+                Node::File(_) => false,
+            })
+    }
+
     /// Every directory inode, in inode order.
     pub fn dir_inos(&self) -> Vec<Ino> {
         let dirs = self

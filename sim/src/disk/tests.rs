@@ -285,6 +285,35 @@ fn enospc_and_capacity_refuse_writes_without_changing_anything() {
 }
 
 #[test]
+fn a_removed_file_holds_its_space_until_its_last_handle_closes() {
+    in_fresh_runtime(9, || async {
+        let options = DiskOptions {
+            capacity_bytes: 10,
+            ..pinned(true, true)
+        };
+        let (_, storage, _) = node(options);
+        let eight = Bytes::from_static(b"01234567");
+        let old = storage.open("old", true).await.unwrap();
+        let again = storage.open("old", false).await.unwrap();
+        storage.write_at(old, 0, eight.clone()).await.unwrap();
+        storage.sync_dir("").await.unwrap();
+        storage.remove("old").await.unwrap();
+        let new = storage.open("new", true).await.unwrap();
+        let full = |result: io::Result<()>| {
+            matches!(result, Err(err) if err.kind() == io::ErrorKind::StorageFull)
+        };
+        // Still named by the durable directory, then still open through a second handle.
+        storage.close(old).await.unwrap();
+        assert!(full(storage.write_at(new, 0, eight.clone()).await));
+        storage.sync_dir("").await.unwrap();
+        assert!(full(storage.write_at(new, 0, eight.clone()).await));
+        storage.close(again).await.unwrap();
+        storage.write_at(new, 0, eight).await.unwrap();
+    })
+    .unwrap();
+}
+
+#[test]
 fn bit_flips_change_one_bit_of_the_read_only() {
     in_fresh_runtime(8, || async {
         let (_, storage, disk) = node(DiskOptions::faultless());

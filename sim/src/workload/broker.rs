@@ -409,10 +409,10 @@ pub async fn run(spec: Spec, trace: Trace) -> Verdict {
     violations.extend(admin_violations);
 
     let (events, client_violations) = {
-        let shared = shared
+        let mut shared = shared
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let events: Vec<BrokerEvent> = shared.history.events().cloned().collect();
+        let events: Vec<BrokerEvent> = shared.history.take_events();
         (events, shared.violations.clone())
     };
     violations.extend(client_violations);

@@ -14,6 +14,7 @@
 //! cannot write past the buffer it is given). Either way going over is
 //! [`RecordsError::DecompressedTooLarge`] (`CORRUPT_MESSAGE`).
 
+use std::cell::RefCell;
 use std::io::{Read, Write};
 
 use bytes::{BufMut, BytesMut};
@@ -111,15 +112,7 @@ pub fn compress(codec: Compression, input: &[u8], out: &mut BytesMut) -> Records
             out.extend_from_slice(input);
             Ok(())
         }
-        Compression::Gzip => {
-            let mut enc = flate2::write::GzEncoder::new(
-                out.writer(),
-                flate2::Compression::new(GZIP_DEFAULT_LEVEL),
-            );
-            enc.write_all(input).map_err(|e| compress_error(codec, e))?;
-            enc.finish().map_err(|e| compress_error(codec, e))?;
-            Ok(())
-        }
+        Compression::Gzip => gzip_compress(input, out).map_err(|e| compress_error(codec, e)),
         Compression::Snappy => {
             snappy_xerial_compress(input, out).map_err(|e| compress_error(codec, e))
         }
@@ -134,14 +127,76 @@ pub fn compress(codec: Compression, input: &[u8], out: &mut BytesMut) -> Records
             enc.finish().map_err(|e| compress_error(codec, e))?;
             Ok(())
         }
-        Compression::Zstd => {
-            let mut enc = zstd::stream::write::Encoder::new(out.writer(), ZSTD_DEFAULT_LEVEL)
-                .map_err(|e| compress_error(codec, e))?;
-            enc.write_all(input).map_err(|e| compress_error(codec, e))?;
-            enc.finish().map_err(|e| compress_error(codec, e))?;
-            Ok(())
-        }
+        Compression::Zstd => zstd_compress(input, out).map_err(|e| compress_error(codec, e)),
     }
+}
+
+thread_local! {
+    /// One deflate compressor per thread, reset and reused: a new one allocates and zeroes
+    /// about 300 KiB of tables.
+    static DEFLATE: RefCell<Option<flate2::Compress>> = const { RefCell::new(None) };
+    /// One zstd compression context per thread, reused: creating one allocates and clears
+    /// tables far larger than a typical batch.
+    static ZSTD_CCTX: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+}
+
+/// The gzip header flate2's `GzEncoder` writes at level 6: no name, no mtime, OS unknown.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// One gzip member of `input` (header, raw deflate at [`GZIP_DEFAULT_LEVEL`], CRC-32 and length
+/// trailer), the same bytes `flate2::write::GzEncoder` writes, with a reused compressor.
+fn gzip_compress(input: &[u8], out: &mut BytesMut) -> std::io::Result<()> {
+    let new_deflate = || flate2::Compress::new(flate2::Compression::new(GZIP_DEFAULT_LEVEL), false);
+    DEFLATE.with(|cell| {
+        let mut fresh = None;
+        let mut cached = cell.try_borrow_mut().ok();
+        let deflate = match cached.as_deref_mut() {
+            Some(Some(deflate)) => deflate,
+            Some(slot @ None) => slot.insert(new_deflate()),
+            None => fresh.insert(new_deflate()),
+        };
+        deflate.reset();
+        let mut body = Vec::with_capacity(input.len() / 2 + 64);
+        loop {
+            let consumed = usize::try_from(deflate.total_in()).unwrap_or(usize::MAX);
+            let rest = input.get(consumed..).unwrap_or_default();
+            let status = deflate
+                .compress_vec(rest, &mut body, flate2::FlushCompress::Finish)
+                .map_err(std::io::Error::other)?;
+            if status == flate2::Status::StreamEnd {
+                break;
+            }
+            // Out of room: give the compressor as much again.
+            body.reserve(body.capacity().max(64));
+        }
+        let mut crc = flate2::Crc::new();
+        crc.update(input);
+        out.reserve(GZIP_HEADER.len() + body.len() + 8);
+        out.put_slice(&GZIP_HEADER);
+        out.put_slice(&body);
+        out.put_u32_le(crc.sum());
+        out.put_u32_le(crc.amount());
+        Ok(())
+    })
+}
+
+/// One zstd frame of `input`, compressed in one call so that zstd knows the input's size: it
+/// sizes its window and tables to the batch (and records the size in the frame header) instead
+/// of preparing for an unbounded stream.
+fn zstd_compress(input: &[u8], out: &mut BytesMut) -> std::io::Result<()> {
+    ZSTD_CCTX.with(|cell| {
+        let mut fresh = None;
+        let mut cached = cell.try_borrow_mut().ok();
+        let compressor = match cached.as_deref_mut() {
+            Some(Some(compressor)) => compressor,
+            Some(slot @ None) => slot.insert(zstd::bulk::Compressor::new(ZSTD_DEFAULT_LEVEL)?),
+            None => fresh.insert(zstd::bulk::Compressor::new(ZSTD_DEFAULT_LEVEL)?),
+        };
+        let mut frame = Vec::with_capacity(zstd::zstd_safe::compress_bound(input.len()));
+        compressor.compress_to_buffer(input, &mut frame)?;
+        out.extend_from_slice(&frame);
+        Ok(())
+    })
 }
 
 fn snappy_xerial_compress(input: &[u8], out: &mut BytesMut) -> Result<(), snap::Error> {
@@ -298,6 +353,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn gzip_writes_what_flate2s_encoder_writes() {
+        for len in [0usize, 1, 100, 70_000, 200_000] {
+            let input = sample(len);
+            let mut expected = flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(GZIP_DEFAULT_LEVEL),
+            );
+            expected.write_all(&input).unwrap();
+            let expected = expected.finish().unwrap();
+            // Twice: the second call reuses the thread's compressor.
+            for _ in 0..2 {
+                let mut out = BytesMut::new();
+                compress(Compression::Gzip, &input, &mut out).unwrap();
+                assert_eq!(&out[..], &expected[..], "{len}");
+            }
+        }
+    }
+
+    #[test]
+    fn reused_zstd_contexts_forget_an_interrupted_frame() {
+        let input = sample(300_000);
+        let mut frame = BytesMut::new();
+        compress(Compression::Zstd, &input, &mut frame).unwrap();
+        // Stopped at the limit halfway through the frame, then a whole one on the same thread.
+        assert!(decompress(Compression::Zstd, &frame, 1000).is_err());
+        assert_eq!(
+            decompress(Compression::Zstd, &frame, input.len()).unwrap(),
+            input
+        );
+        let mut small = BytesMut::new();
+        compress(Compression::Zstd, b"tiny", &mut small).unwrap();
+        assert_eq!(decompress(Compression::Zstd, &small, 4).unwrap(), b"tiny");
     }
 
     #[test]
