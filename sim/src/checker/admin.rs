@@ -136,14 +136,19 @@ fn expect_at(calls: &[&AdminCall], at_ms: u64, kills_ms: &[u64]) -> Expect {
         _ if unknown_after(last.issued_ms, is_delete) => Expect::Open,
         _ => {
             // Present; its id and size come from the last acknowledged create, if no unknown
-            // delete (and re-create) could have slipped in since.
+            // delete (and re-create) could have slipped in since. After an acknowledged delete,
+            // the topic that exists now was made by a create whose answer was lost: its id is
+            // unknown.
             let create = issued
                 .iter()
                 .rev()
                 .filter(acked)
-                .find(|c| matches!(c.op, AdminOp::Create { .. }));
+                .find(|c| matches!(c.op, AdminOp::Create { .. } | AdminOp::Delete));
             match create {
-                Some(create) if !unknown_after(create.issued_ms, is_delete) => {
+                Some(create)
+                    if matches!(create.op, AdminOp::Create { .. })
+                        && !unknown_after(create.issued_ms, is_delete) =>
+                {
                     let since: Vec<&&AdminCall> = issued
                         .iter()
                         .filter(|c| c.issued_ms >= create.issued_ms)
@@ -164,6 +169,21 @@ fn expect_at(calls: &[&AdminCall], at_ms: u64, kills_ms: &[u64]) -> Expect {
                     };
                     Expect::Present { id, partitions }
                 }
+                // Re-created by a create whose answer was lost: at least what acknowledged
+                // add-partitions since the delete asked for.
+                Some(delete) if matches!(delete.op, AdminOp::Delete) => Expect::Present {
+                    id: None,
+                    partitions: issued
+                        .iter()
+                        .filter(|c| c.issued_ms >= delete.issued_ms)
+                        .filter(acked)
+                        .map(|c| match c.op {
+                            AdminOp::AddPartitions { count } => count,
+                            _ => 0,
+                        })
+                        .max()
+                        .unwrap_or(0),
+                },
                 _ => Expect::Present {
                     id: None,
                     partitions: 0,
@@ -399,6 +419,18 @@ mod tests {
         ]);
         let back = BTreeMap::from([("a".to_string(), topic(4, 2))]);
         assert_eq!(check(&h, &[100], &back), Vec::<String>::new());
+        // ... and once an acked add-partitions shows it exists, it has a new id (found by seed
+        // 36: the old create's id was expected) and at least the added partitions.
+        let h = history(vec![
+            call("a", CREATE, 1, acked(1)),
+            call("a", AdminOp::Delete, 10, OK),
+            call("a", CREATE, 20, AdminOutcome::Unknown { gave_up_ms: 30 }),
+            call("a", AdminOp::AddPartitions { count: 3 }, 40, OK),
+        ]);
+        let grown = BTreeMap::from([("a".to_string(), topic(4, 3))]);
+        assert_eq!(check(&h, &[100], &grown), Vec::<String>::new());
+        let small = BTreeMap::from([("a".to_string(), topic(4, 2))]);
+        assert_eq!(check(&h, &[100], &small).len(), 1, "partitions lost");
         // Refused calls change nothing.
         let h = history(vec![
             call("a", CREATE, 1, acked(1)),
