@@ -428,62 +428,59 @@ fn take_outcome(
 }
 
 /// Static broker settings DescribeConfigs shows (read-only: they change with a restart).
-fn static_entries(config: &crate::config::BrokerConfig) -> Vec<(&'static str, String, i8)> {
-    {
-        let c = config;
-        let listeners = |ls: &[crate::config::Listener]| {
-            ls.iter()
-                .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        vec![
-            ("node.id", c.node_id.to_string(), TYPE_INT),
-            ("broker.id", c.node_id.to_string(), TYPE_INT),
-            ("listeners", listeners(&c.listeners), TYPE_STRING),
-            (
-                "advertised.listeners",
-                listeners(&c.advertised_listeners),
-                TYPE_STRING,
-            ),
-            ("log.dirs", c.log_dir.clone(), TYPE_STRING),
-            ("num.partitions", c.num_partitions.to_string(), TYPE_INT),
-            (
-                "auto.create.topics.enable",
-                c.auto_create_topics_enable.to_string(),
-                TYPE_BOOLEAN,
-            ),
-            ("default.replication.factor", "1".to_owned(), TYPE_INT),
-            (
-                "socket.request.max.bytes",
-                c.socket_request_max_bytes.to_string(),
-                TYPE_INT,
-            ),
-            (
-                "connections.max.idle.ms",
-                c.connections_max_idle_ms.to_string(),
-                TYPE_LONG,
-            ),
-            (
-                "queued.max.requests",
-                c.queued_max_requests.to_string(),
-                TYPE_INT,
-            ),
-            (
-                "queued.max.request.bytes",
-                c.queued_max_request_bytes.to_string(),
-                TYPE_LONG,
-            ),
-            (
-                "producer.id.expiration.ms",
-                c.producer_id_expiration_ms.to_string(),
-                TYPE_INT,
-            ),
-            (
-                "log.retention.check.interval.ms",
-                c.log_retention_check_interval_ms.to_string(),
-                TYPE_LONG,
-            ),
-        ]
-    }
+fn static_entries(c: &crate::config::BrokerConfig) -> Vec<(&'static str, String, i8)> {
+    let listeners = |ls: &[crate::config::Listener]| {
+        ls.iter()
+            .map(|l| format!("{}://{}:{}", l.name, l.host, l.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    vec![
+        ("node.id", c.node_id.to_string(), TYPE_INT),
+        ("broker.id", c.node_id.to_string(), TYPE_INT),
+        ("listeners", listeners(&c.listeners), TYPE_STRING),
+        (
+            "advertised.listeners",
+            listeners(&c.advertised_listeners),
+            TYPE_STRING,
+        ),
+        ("log.dirs", c.log_dir.clone(), TYPE_STRING),
+        ("num.partitions", c.num_partitions.to_string(), TYPE_INT),
+        (
+            "auto.create.topics.enable",
+            c.auto_create_topics_enable.to_string(),
+            TYPE_BOOLEAN,
+        ),
+        ("default.replication.factor", "1".to_owned(), TYPE_INT),
+        (
+            "socket.request.max.bytes",
+            c.socket_request_max_bytes.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "connections.max.idle.ms",
+            c.connections_max_idle_ms.to_string(),
+            TYPE_LONG,
+        ),
+        (
+            "queued.max.requests",
+            c.queued_max_requests.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "queued.max.request.bytes",
+            c.queued_max_request_bytes.to_string(),
+            TYPE_LONG,
+        ),
+        (
+            "producer.id.expiration.ms",
+            c.producer_id_expiration_ms.to_string(),
+            TYPE_INT,
+        ),
+        (
+            "log.retention.check.interval.ms",
+            c.log_retention_check_interval_ms.to_string(),
+            TYPE_LONG,
+        ),
+    ]
 }
