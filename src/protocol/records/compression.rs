@@ -138,7 +138,13 @@ thread_local! {
     /// One zstd compression context per thread, reused: creating one allocates and clears
     /// tables far larger than a typical batch.
     static ZSTD_CCTX: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
+    /// One zstd decompression context per thread, reused for the same reason.
+    static ZSTD_DCTX: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> = const { RefCell::new(None) };
 }
+
+/// A reused decompression context that grew past this (a frame with a large window) is dropped
+/// rather than kept for the thread's lifetime.
+const ZSTD_DCTX_KEEP_BYTES: usize = 4 << 20;
 
 /// The gzip header flate2's `GzEncoder` writes at level 6: no name, no mtime, OS unknown.
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
@@ -242,13 +248,23 @@ pub fn decompress(codec: Compression, input: &[u8], limit: usize) -> RecordsResu
             input.len(),
             limit,
         ),
-        Compression::Zstd => {
-            let mut dec = zstd::stream::read::Decoder::with_buffer(input)
-                .map_err(|e| decompress_error(codec, e))?;
-            dec.window_log_max(zstd_window_log_max(limit))
-                .map_err(|e| decompress_error(codec, e))?;
-            read_bounded(codec, dec, input.len(), limit)
-        }
+        Compression::Zstd => ZSTD_DCTX.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let context = slot.get_or_insert_with(zstd::zstd_safe::DCtx::create);
+            // `with_context` starts a fresh session; the window limit is set for every input.
+            let mut dec = zstd::stream::read::Decoder::with_context(input, context);
+            let out = dec
+                .window_log_max(zstd_window_log_max(limit))
+                .map_err(|e| decompress_error(codec, e))
+                .and_then(|()| read_bounded(codec, dec, input.len(), limit));
+            if slot
+                .as_ref()
+                .is_some_and(|c| c.sizeof() > ZSTD_DCTX_KEEP_BYTES)
+            {
+                *slot = None;
+            }
+            out
+        }),
     }
 }
 
@@ -387,6 +403,10 @@ mod tests {
         );
         let mut small = BytesMut::new();
         compress(Compression::Zstd, b"tiny", &mut small).unwrap();
+        assert_eq!(decompress(Compression::Zstd, &small, 4).unwrap(), b"tiny");
+        // A frame cut short, then garbage, then a whole frame again.
+        assert!(decompress(Compression::Zstd, &frame[..frame.len() / 2], input.len()).is_err());
+        assert!(decompress(Compression::Zstd, b"\x28\xb5\x2f\xfdgarbage", 100).is_err());
         assert_eq!(decompress(Compression::Zstd, &small, 4).unwrap(), b"tiny");
     }
 
