@@ -108,7 +108,9 @@ impl Broker {
         let batches: Vec<Batch> = RecordBatches::new(records)
             .collect::<Result<_, _>>()
             .map_err(|e| e.error_code())?;
-        if batches.is_empty() {
+        // Produce v3+ carries exactly one batch per partition (Kafka refuses anything else with
+        // INVALID_RECORD). It also means a request appends all of its records or none.
+        if batches.len() != 1 {
             return Err(ErrorCode::InvalidRecord);
         }
         let expiration_ms = self.config.producer_id_expiration_ms;
@@ -116,7 +118,7 @@ impl Broker {
             .partitions
             .get_mut(tp)
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
-        // Validate everything first so a request appends all of its batches or none.
+        // Validate before anything is appended.
         let mut headers = Vec::with_capacity(batches.len());
         for b in &batches {
             if b.size() > p.log.config().max_message_bytes as usize {

@@ -284,6 +284,26 @@ fn bad_batches_and_unknown_partitions_get_kafka_errors() {
     assert!(h.work.is_empty(), "nothing was written");
 }
 
+/// Two batches for one partition in one request are refused (Kafka: exactly one batch per
+/// partition from Produce v3), and nothing is appended.
+#[test]
+fn a_request_with_two_batches_for_a_partition_is_refused() {
+    let mut h = Harness::new();
+    h.create_topic("t", 1);
+    let mut two = bytes::BytesMut::from(batch(2).as_ref());
+    two.extend_from_slice(&batch(3));
+    let reply = h.produce("t", 0, -1, two.freeze());
+    h.complete_all();
+    assert_eq!(produce_answer(&h, reply).0, ErrorCode::InvalidRecord.code());
+    let one = h.produce("t", 0, -1, batch(1));
+    h.complete_all();
+    assert_eq!(
+        produce_answer(&h, one),
+        (0, 0),
+        "the refused request took no offset"
+    );
+}
+
 #[test]
 fn an_idempotent_retry_is_answered_with_the_original_offset() {
     let mut h = Harness::new();
