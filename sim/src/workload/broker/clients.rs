@@ -9,6 +9,7 @@ use crate::checker::admin::AdminHistory;
 use crate::checker::broker::BrokerEvent;
 use crate::history::History;
 use crate::kafka_client::{CallError, KafkaClient};
+use crate::kafka_records::{build_batch, Writer};
 use crate::trace::Trace;
 use bytes::Bytes;
 use gregor::protocol::error::ErrorCode;
@@ -234,6 +235,39 @@ pub async fn create_topic(ctx: &Ctx, who: &str) {
 
 // ---------------------------------------------------------------------------------------------
 // Producing.
+
+/// A batch of 1..=`BATCH_RECORDS_MAX` new values (`who:N`, unique in the run) for `partition`,
+/// written by `writer` with a codec drawn from the seed, and recorded as sent. `None`, after
+/// reporting a violation, if it cannot be built.
+pub(super) fn new_batch(
+    ctx: &Ctx,
+    who: &str,
+    counter: &mut u64,
+    partition: i32,
+    writer: Writer,
+) -> Option<(Vec<String>, Bytes)> {
+    let count = thread_rng().gen_range(1..=BATCH_RECORDS_MAX);
+    let values: Vec<String> = (0..count)
+        .map(|_| {
+            *counter += 1;
+            format!("{who}:{counter}")
+        })
+        .collect();
+    match build_batch(&values, writer, random_compression(), wall_ms()) {
+        Ok(batch) => {
+            ctx.record(BrokerEvent::Sent {
+                client: who.to_owned(),
+                partition,
+                values: values.clone(),
+            });
+            Some((values, batch))
+        }
+        Err(err) => {
+            ctx.violation(who, format!("cannot build a batch: {err}"));
+            None
+        }
+    }
+}
 
 /// A produce request for one batch to one partition of [`TOPIC`].
 pub(super) fn produce_request(acks: i16, partition: i32, batch: Bytes) -> RequestBody {

@@ -9,14 +9,14 @@
 //! predecessors are all acknowledged it means the broker forgot acknowledged state.
 
 use super::clients::{
-    backoff, error_name, produce_outcome, produce_request, random_compression, wall_ms, Ctx, Phase,
-    ProduceOutcome, BATCH_RECORDS_MAX, CALL_TIMEOUT, LIVENESS_ACKS, PRODUCE_VERSION,
+    backoff, error_name, new_batch, produce_outcome, produce_request, Ctx, Phase, ProduceOutcome,
+    CALL_TIMEOUT, LIVENESS_ACKS, PRODUCE_VERSION,
 };
 use super::producers::init_producer_id;
 use super::{PARTITIONS, TOPIC};
 use crate::checker::broker::BrokerEvent;
 use crate::kafka_client::KafkaClient;
-use crate::kafka_records::{build_batch, Writer};
+use crate::kafka_records::Writer;
 use bytes::Bytes;
 use gregor::protocol::error::ErrorCode;
 use madsim::rand::{thread_rng, Rng};
@@ -72,30 +72,16 @@ pub async fn pipelined_producer(ctx: Ctx, who: String) {
         // Top up the window with new batches.
         let window = IN_FLIGHT_MAX.min(unacked.len() + rng.gen_range(1..=IN_FLIGHT_MAX));
         while unacked.len() < window {
-            let count = rng.gen_range(1..=BATCH_RECORDS_MAX);
-            let values: Vec<String> = (0..count)
-                .map(|_| {
-                    counter += 1;
-                    format!("{who}:{counter}")
-                })
-                .collect();
             let writer = Writer::Idempotent {
                 producer_id,
                 epoch,
                 base_sequence: next_sequence,
             };
-            let batch = match build_batch(&values, writer, random_compression(), wall_ms()) {
-                Ok(batch) => batch,
-                Err(err) => {
-                    ctx.violation(&who, format!("cannot build a batch: {err}"));
-                    return;
-                }
+            let Some((values, batch)) = new_batch(&ctx, &who, &mut counter, partition, writer)
+            else {
+                return;
             };
-            ctx.record(BrokerEvent::Sent {
-                client: who.clone(),
-                partition,
-                values: values.clone(),
-            });
+            let count = values.len();
             unacked.push_back(Unacked {
                 base_sequence: next_sequence,
                 values,

@@ -1,14 +1,13 @@
 //! The producers: plain ones with a fixed `acks`, and the idempotent one.
 
 use super::clients::{
-    backoff, error_name, produce, produce_request, random_compression, wall_ms, Ctx, Phase,
-    ProduceOutcome, BATCH_RECORDS_MAX, CALL_TIMEOUT, DUPLICATE_PROBABILITY,
-    INIT_PRODUCER_ID_VERSION, LIVENESS_ACKS, PRODUCE_VERSION,
+    backoff, error_name, new_batch, produce, produce_request, Ctx, Phase, ProduceOutcome,
+    CALL_TIMEOUT, DUPLICATE_PROBABILITY, INIT_PRODUCER_ID_VERSION, LIVENESS_ACKS, PRODUCE_VERSION,
 };
 use super::PARTITIONS;
 use crate::checker::broker::BrokerEvent;
 use crate::kafka_client::KafkaClient;
-use crate::kafka_records::{build_batch, Writer};
+use crate::kafka_records::Writer;
 use bytes::Bytes;
 use gregor::protocol::error::ErrorCode;
 use gregor::protocol::generated::init_producer_id_request::InitProducerIdRequest;
@@ -36,25 +35,11 @@ pub async fn producer(ctx: Ctx, who: String, acks: i16) {
             return;
         }
         let partition = rng.gen_range(0..PARTITIONS);
-        let count = rng.gen_range(1..=BATCH_RECORDS_MAX);
-        let values: Vec<String> = (0..count)
-            .map(|_| {
-                counter += 1;
-                format!("{who}:{counter}")
-            })
-            .collect();
-        let batch = match build_batch(&values, Writer::Plain, random_compression(), wall_ms()) {
-            Ok(batch) => batch,
-            Err(err) => {
-                ctx.violation(&who, format!("cannot build a batch: {err}"));
-                return;
-            }
+        let Some((values, batch)) = new_batch(&ctx, &who, &mut counter, partition, Writer::Plain)
+        else {
+            return;
         };
-        ctx.record(BrokerEvent::Sent {
-            client: who.clone(),
-            partition,
-            values: values.clone(),
-        });
+        let count = values.len();
         let first = &values[0];
         if acks == 0 {
             let body = produce_request(0, partition, batch);
@@ -161,31 +146,16 @@ pub async fn idempotent_producer(ctx: Ctx, who: String) {
             Some(batch) => batch,
             None => {
                 let partition = rng.gen_range(0..PARTITIONS);
-                let count = rng.gen_range(1..=BATCH_RECORDS_MAX);
-                let values: Vec<String> = (0..count)
-                    .map(|_| {
-                        counter += 1;
-                        format!("{who}:{counter}")
-                    })
-                    .collect();
                 let base_sequence = sequences.get(&partition).copied().unwrap_or(0);
                 let writer = Writer::Idempotent {
                     producer_id,
                     epoch,
                     base_sequence,
                 };
-                let bytes = match build_batch(&values, writer, random_compression(), wall_ms()) {
-                    Ok(bytes) => bytes,
-                    Err(err) => {
-                        ctx.violation(&who, format!("cannot build a batch: {err}"));
-                        return;
-                    }
+                let Some((values, bytes)) = new_batch(&ctx, &who, &mut counter, partition, writer)
+                else {
+                    return;
                 };
-                ctx.record(BrokerEvent::Sent {
-                    client: who.clone(),
-                    partition,
-                    values: values.clone(),
-                });
                 InFlight {
                     partition,
                     values,
