@@ -6,13 +6,16 @@ use super::connection::Reply;
 use super::executor::{self, Done, Job};
 use super::log_io::LogFiles;
 use crate::core::broker::fetch::{FetchReply, ListOffsetsReply};
-use crate::core::broker::{Broker, LogTarget, Output, ReplyTo, RequestContext};
+use crate::core::broker::{Broker, LogTarget, Output, ReplyTo, RequestContext, TopicPartition};
 use crate::core::log::recovery::trim_to_offset;
 use crate::core::log::time_lookup::first_record_at;
+use crate::core::log::ReadPlan;
 use crate::protocol::generated::{RequestBody, ResponseBody};
 use crate::storage::Storage;
+use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -185,6 +188,24 @@ impl Node {
         })
     }
 
+    /// Queues one read per `(partition, plan, tag)` on that log's executor, in order; the tags
+    /// come back with the pending answers.
+    fn start_reads<T>(
+        &mut self,
+        reads: impl IntoIterator<Item = (TopicPartition, ReadPlan, T)>,
+    ) -> Vec<(T, oneshot::Receiver<io::Result<Bytes>>)> {
+        reads
+            .into_iter()
+            .map(|(tp, plan, tag)| {
+                let (reply, answer) = oneshot::channel();
+                let _ = self
+                    .executor(&LogTarget::Partition(tp))
+                    .send(Job::Read { plan, reply });
+                (tag, answer)
+            })
+            .collect()
+    }
+
     /// Reads every planned range on its log's executor, fills the response, sends it; the node
     /// loop does not wait for the reads.
     fn start_fetch(&mut self, fetch: FetchReply) {
@@ -193,17 +214,7 @@ impl Node {
             mut response,
             reads,
         } = fetch;
-        let mut pending = Vec::with_capacity(reads.len());
-        for read in reads {
-            let (tx, rx) = oneshot::channel();
-            let _ = self
-                .executor(&LogTarget::Partition(read.tp.clone()))
-                .send(Job::Read {
-                    plan: read.plan,
-                    reply: tx,
-                });
-            pending.push((read, rx));
-        }
+        let pending = self.start_reads(reads.into_iter().map(|r| (r.tp.clone(), r.plan, r)));
         let Some(conn) = self.conns.get(&reply.conn).cloned() else {
             return;
         };
@@ -231,17 +242,11 @@ impl Node {
             mut response,
             lookups,
         } = list;
-        let mut pending = Vec::with_capacity(lookups.len());
-        for read in lookups {
-            let (tx, rx) = oneshot::channel();
-            let _ = self
-                .executor(&LogTarget::Partition(read.tp.clone()))
-                .send(Job::Read {
-                    plan: read.lookup.plan,
-                    reply: tx,
-                });
-            pending.push((read, rx));
-        }
+        let pending = self.start_reads(
+            lookups
+                .into_iter()
+                .map(|l| (l.tp.clone(), l.lookup.plan, l)),
+        );
         let Some(conn) = self.conns.get(&reply.conn).cloned() else {
             return;
         };
