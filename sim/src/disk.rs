@@ -298,6 +298,15 @@ impl NodeDisk {
             apply(&mut file.durable, &pending.change, fate);
         }
     }
+    /// Whether `dir`'s durable entries still name `ino` as `name`: then it is not garbage, and a
+    /// full collection after unlinking it would free nothing.
+    fn durably_named_at(&self, dir: Ino, name: &str, ino: Ino) -> bool {
+        self.durable_dirs
+            .get(&dir)
+            .and_then(|entries| entries.get(name))
+            == Some(&ino)
+    }
+
     /// Frees inodes named neither by current entries, nor by durable ones, nor by open handles.
     fn collect_garbage(&mut self) {
         let durable = &self.durable_dirs;
@@ -534,6 +543,11 @@ impl SimStorage {
     }
 }
 
+/// The last component of a storage path.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
 fn enospc(ctx: &mut Ctx<'_>, why: &str) -> io::Error {
     ctx.stats.enospc += 1;
     ctx.event(format_args!("write fails with ENOSPC ({why})"));
@@ -644,6 +658,9 @@ impl Storage for SimStorage {
     fn sync_dir<'a>(&'a self, dir: &'a str) -> StorageFuture<'a, ()> {
         self.run(true, |disk, _| {
             let ino = disk.tree.lookup_dir(dir)?;
+            if disk.durable_dirs.get(&ino) == disk.tree.entries(ino) {
+                return Ok(());
+            }
             let entries = disk.tree.entries(ino).cloned().unwrap_or_default();
             let old = disk.durable_dirs.insert(ino, entries).unwrap_or_default();
             // Entries dropped from the durable state may have been the last names of their files
@@ -661,16 +678,23 @@ impl Storage for SimStorage {
 
     fn rename<'a>(&'a self, from: &'a str, to: &'a str) -> StorageFuture<'a, ()> {
         self.run(false, |disk, _| {
-            disk.tree.rename(from, to)?;
-            disk.collect_garbage();
+            // Only a replaced target loses its name; the moved inode keeps one.
+            let replaced = disk.tree.lookup(to).ok();
+            let (_, to_dir) = disk.tree.rename(from, to)?;
+            if replaced.is_some_and(|ino| !disk.durably_named_at(to_dir, file_name(to), ino)) {
+                disk.collect_garbage();
+            }
             Ok(())
         })
     }
 
     fn remove<'a>(&'a self, path: &'a str) -> StorageFuture<'a, ()> {
         self.run(false, |disk, _| {
-            disk.tree.remove(path)?;
-            disk.collect_garbage();
+            let ino = disk.tree.lookup(path)?;
+            let dir = disk.tree.remove(path)?;
+            if !disk.durably_named_at(dir, file_name(path), ino) {
+                disk.collect_garbage();
+            }
             Ok(())
         })
     }

@@ -12,9 +12,10 @@ use gregor::core::buggify::Buggify;
 use gregor::protocol::frame::{encode_frame, FrameDecoder};
 use gregor::protocol::generated::{RequestBody, ResponseBody};
 use gregor::protocol::header::{decode_response, encode_request, peek_correlation_id};
+// One timer registration per call (madsim's own `timeout` adds one at every poll).
+use gregor::runtime::timer::timeout;
 use madsim::net::TcpStream;
 use madsim::runtime::Handle;
-use madsim::time::timeout;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -132,8 +133,8 @@ impl KafkaClient {
     async fn connection(&mut self) -> Result<&mut Connection, CallError> {
         if self.conn.is_none() {
             let stream = match timeout(self.connect_timeout, TcpStream::connect(self.addr)).await {
-                Ok(stream) => stream?,
-                Err(_) => return Err(CallError::Timeout),
+                Some(stream) => stream?,
+                None => return Err(CallError::Timeout),
             };
             self.connections += 1;
             self.conn = Some(Connection {
@@ -213,9 +214,9 @@ impl KafkaClient {
         let mut results = Vec::with_capacity(count);
         let outcome = timeout(within, self.pipeline_inner(version, bodies, &mut results)).await;
         let failure = match outcome {
-            Ok(Ok(())) => None,
-            Ok(Err(err)) => Some(err),
-            Err(_) => Some(CallError::Timeout),
+            Some(Ok(())) => None,
+            Some(Err(err)) => Some(err),
+            None => Some(CallError::Timeout),
         };
         if let Some(err) = failure {
             self.disconnect();

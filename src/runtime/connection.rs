@@ -4,6 +4,7 @@
 //! connection.
 
 use super::node::Inbound;
+use super::timer::Deadline;
 use crate::core::broker::ReplyTo;
 use crate::core::buggify::Buggify;
 use crate::protocol::api_versions;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Semaphore};
+use tokio::time::Instant;
 
 /// What the node loop sends back for a request.
 #[derive(Debug)]
@@ -133,6 +135,8 @@ async fn read_loop<R: AsyncRead>(
     let decoder = FrameDecoder::new(limits.max_frame);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let mut seq = 0u64;
+    // Pushed back at every read; registered with the timer only when it comes due.
+    let mut idle_deadline = Deadline::after(limits.idle_timeout);
     loop {
         loop {
             let frame = match decoder.decode(&mut buf) {
@@ -167,15 +171,22 @@ async fn read_loop<R: AsyncRead>(
         } else {
             limits.idle_timeout
         };
-        let read = tokio::time::timeout(idle, reader.read_buf(&mut buf)).await;
+        idle_deadline.set(Instant::now() + idle);
+        // `biased` for reproducible simulation runs (see the node loop); `read_buf` is
+        // cancel-safe.
+        let read = tokio::select! {
+            biased;
+            read = reader.read_buf(&mut buf) => Some(read),
+            () = &mut idle_deadline => None,
+        };
         match read {
-            Ok(Ok(0)) | Ok(Err(_)) => return,
-            Ok(Ok(_)) => {}
-            Err(_) if permits.requests.available_permits() == limits.max_in_flight => {
+            Some(Ok(0)) | Some(Err(_)) => return,
+            Some(Ok(_)) => {}
+            None if permits.requests.available_permits() == limits.max_in_flight => {
                 tracing::debug!(conn, "idle connection closed");
                 return;
             }
-            Err(_) => {}
+            None => {}
         }
     }
 }

@@ -10,5 +10,6 @@ pub mod meta;
 pub mod node;
 pub mod producer_recovery;
 pub mod server;
+pub mod timer;
 
 pub use server::{serve, serve_with, ServeError, ServeOptions};

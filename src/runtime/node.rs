@@ -5,6 +5,7 @@ use super::clock::Clock;
 use super::connection::Reply;
 use super::executor::{self, Done, Job};
 use super::log_io::LogFiles;
+use super::timer::Deadline;
 use crate::core::broker::fetch::{FetchReply, ListOffsetsReply};
 use crate::core::broker::{Broker, LogTarget, Output, ReplyTo, RequestContext, TopicPartition};
 use crate::core::log::recovery::trim_to_offset;
@@ -77,18 +78,14 @@ impl Node {
     ) -> Result<(), String> {
         tokio::pin!(shutdown);
         // One timer for everything time-driven (the machine's deadline, the flush check, the
-        // retention check), moved only when the earliest of them moves: a timer per kind, or a
-        // new one per turn of the loop, costs a timer registration on every wait (under madsim,
-        // a heap entry that is never removed).
+        // retention check), a [`Deadline`] so that the loop's many wake-ups and the deadline's
+        // moves do not each register a timer.
         let mut ticks = Ticks::starting(self.clock.tokio_now(), self.retention_interval);
-        let timer = tokio::time::sleep_until(ticks.earliest());
-        tokio::pin!(timer);
+        let mut timer = Deadline::at(ticks.earliest());
         loop {
             let deadline = self.broker.next_deadline().map(|d| self.clock.instant(d));
             let wake_at = deadline.map_or(ticks.earliest(), |at| at.min(ticks.earliest()));
-            if timer.deadline() != wake_at {
-                timer.as_mut().reset(wake_at);
-            }
+            timer.set(wake_at);
             // `biased`: tokio's random branch order draws from a process-wide counter that the
             // simulator cannot seed, so it would make runs irreproducible. The fixed order cannot
             // starve anything: completions and timers are bounded by the work already issued;

@@ -210,7 +210,7 @@ fn snappy_xerial_compress(input: &[u8], out: &mut BytesMut) -> Result<(), snap::
     out.put_i32(1); // version
     out.put_i32(1); // compatible version
     let mut enc = snap::raw::Encoder::new();
-    let mut block = vec![0u8; snap::raw::max_compress_len(SNAPPY_XERIAL_BLOCK)];
+    let mut block = vec![0u8; snap::raw::max_compress_len(input.len().min(SNAPPY_XERIAL_BLOCK))];
     for chunk in input.chunks(SNAPPY_XERIAL_BLOCK) {
         let n = enc.compress(chunk, &mut block)?;
         // n <= max_compress_len(32 KiB), far below i32::MAX.

@@ -96,8 +96,10 @@ pub async fn producer(ctx: Ctx, who: String, acks: i16) {
                 }
             }
         }
-        // Think time, so requests interleave in many ways.
-        if rng.gen_bool(0.5) {
+        // Think time, so requests interleave in many ways. An acks=0 producer always waits (as
+        // `linger.ms` would have it): with no answer to wait for and no socket buffer to fill
+        // in the simulated network, it would otherwise send most of all batches in a run.
+        if acks == 0 || rng.gen_bool(0.5) {
             sleep(Duration::from_millis(rng.gen_range(1..=10))).await;
         }
     }
