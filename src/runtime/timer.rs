@@ -75,17 +75,26 @@ impl Future for Deadline {
     }
 }
 
+impl Deadline {
+    /// `future`'s output, or `None` once `within` has passed. A caller that bounds one call after
+    /// another with the same `Deadline` keeps one timer registration for many calls: each call
+    /// moves the deadline later, which registers nothing until the old time comes.
+    pub async fn bound<F: Future>(&mut self, within: Duration, future: F) -> Option<F::Output> {
+        self.set(Instant::now() + within);
+        tokio::pin!(future);
+        // `biased`: the future first, as tokio's own timeout does; random branch order would
+        // also make simulation runs irreproducible.
+        tokio::select! {
+            biased;
+            out = &mut future => Some(out),
+            () = &mut *self => None,
+        }
+    }
+}
+
 /// `future`'s output, or `None` once `within` has passed.
 pub async fn timeout<F: Future>(within: Duration, future: F) -> Option<F::Output> {
-    let mut deadline = Deadline::after(within);
-    tokio::pin!(future);
-    // `biased`: the future first, as tokio's own timeout does; random branch order would also
-    // make simulation runs irreproducible.
-    tokio::select! {
-        biased;
-        out = &mut future => Some(out),
-        () = &mut deadline => None,
-    }
+    Deadline::after(within).bound(within, future).await
 }
 
 #[cfg(test)]
@@ -120,6 +129,18 @@ mod tests {
         (&mut deadline).await;
         let waited = start.elapsed();
         assert!(waited >= 30 * MS && waited < 10_000 * MS, "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn one_deadline_bounds_call_after_call() {
+        let mut deadline = Deadline::after(Duration::from_secs(60));
+        for i in 0..3 {
+            assert_eq!(deadline.bound(50 * MS, async { i }).await, Some(i));
+        }
+        let start = Instant::now();
+        let slow = deadline.bound(20 * MS, tokio::time::sleep(Duration::from_secs(60)));
+        assert_eq!(slow.await, None);
+        assert!(start.elapsed() >= 20 * MS);
     }
 
     #[tokio::test]

@@ -6,10 +6,19 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Runs `cargo run --release -p gregor-sim -- <args>` with the madsim flags; returns its exit code.
+/// Runs `cargo run --profile sim -p gregor-sim -- <args>` with the madsim flags; returns its
+/// exit code.
 pub fn run(args: &[String]) -> i32 {
     let status = madsim_cargo()
-        .args(["run", "--quiet", "--release", "-p", "gregor-sim", "--"])
+        .args([
+            "run",
+            "--quiet",
+            "--profile",
+            "sim",
+            "-p",
+            "gregor-sim",
+            "--",
+        ])
         .args(args)
         .status();
     match status {

@@ -12,9 +12,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--no-sim");
     step("cargo", &["test", "--workspace", "--all-features"])?;
     if !quick {
-        eprintln!("==> (madsim) cargo test --release -p gregor-sim");
+        eprintln!("==> (madsim) cargo test --profile sim -p gregor-sim");
         let status = super::sim::madsim_cargo()
-            .args(["test", "--release", "-p", "gregor-sim"])
+            .args(["test", "--profile", "sim", "-p", "gregor-sim"])
             .status()
             .map_err(|e| format!("cannot run cargo: {e}"))?;
         if !status.success() {
