@@ -15,7 +15,9 @@
 //!   reads only below the high watermark, which must be durable, so offsets are never reused);
 //! - the high watermark a client saw never goes back.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 /// What a client observed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +26,8 @@ pub enum BrokerEvent {
     Sent {
         client: String,
         partition: i32,
-        values: Vec<String>,
+        /// Shared with the `Acked` event of the same batch.
+        values: Arc<[String]>,
     },
     /// The broker acknowledged a produce: `values[i]` got offset `base_offset + i`.
     Acked {
@@ -32,7 +35,7 @@ pub enum BrokerEvent {
         acks: i16,
         partition: i32,
         base_offset: i64,
-        values: Vec<String>,
+        values: Arc<[String]>,
     },
     /// The consumer read `value` at `offset`.
     Consumed {
@@ -94,27 +97,67 @@ impl Findings {
     }
 }
 
-/// The final log indexed by partition and offset.
+/// The final log indexed by partition and offset, and by value. Hash maps are only looked up,
+/// never iterated, so their order cannot reach a report.
 struct Index<'a> {
-    at: BTreeMap<(i32, i64), &'a str>,
-    /// Where each value sits (several places if duplicated).
-    places: BTreeMap<&'a str, Vec<(i32, i64)>>,
+    log: &'a FinalLog,
+    /// Partitions whose offsets do not strictly increase (a dense-offsets violation): looked up
+    /// through a map instead of a binary search.
+    unordered: BTreeMap<(i32, i64), &'a str>,
+    /// Each value's first place.
+    first: HashMap<&'a str, (i32, i64)>,
+    /// Every place of the values found more than once.
+    repeated: BTreeMap<&'a str, Vec<(i32, i64)>>,
 }
 
 impl<'a> Index<'a> {
     fn new(log: &'a FinalLog) -> Index<'a> {
-        let mut at = BTreeMap::new();
-        let mut places: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+        let records = log.values().map(|p| p.records.len()).sum();
+        let mut first: HashMap<&str, (i32, i64)> = HashMap::with_capacity(records);
+        let mut repeated: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+        let mut unordered = BTreeMap::new();
         for (&partition, p) in log {
+            let ordered = p.records.windows(2).all(|w| w[0].0 < w[1].0);
             for (offset, value) in &p.records {
-                at.insert((partition, *offset), value.as_str());
-                places
-                    .entry(value.as_str())
-                    .or_default()
-                    .push((partition, *offset));
+                if !ordered {
+                    unordered.insert((partition, *offset), value.as_str());
+                }
+                let place = (partition, *offset);
+                match first.entry(value.as_str()) {
+                    Entry::Vacant(entry) => {
+                        entry.insert(place);
+                    }
+                    Entry::Occupied(entry) => repeated
+                        .entry(value.as_str())
+                        .or_insert_with(|| vec![*entry.get()])
+                        .push(place),
+                }
             }
         }
-        Index { at, places }
+        Index {
+            log,
+            unordered,
+            first,
+            repeated,
+        }
+    }
+
+    /// The value the final log holds at `offset` of `partition`.
+    fn at(&self, partition: i32, offset: i64) -> Option<&'a str> {
+        if let Some(value) = self.unordered.get(&(partition, offset)) {
+            return Some(value);
+        }
+        let records = &self.log.get(&partition)?.records;
+        let i = records.binary_search_by_key(&offset, |(o, _)| *o).ok()?;
+        records.get(i).map(|(_, value)| value.as_str())
+    }
+
+    /// Every place of `value` in the final log (`None`: nowhere).
+    fn places(&self, value: &str) -> Option<Vec<(i32, i64)>> {
+        match self.repeated.get(value) {
+            Some(places) => Some(places.clone()),
+            None => self.first.get(value).map(|place| vec![*place]),
+        }
     }
 }
 
@@ -169,12 +212,12 @@ fn acknowledged_records(events: &[BrokerEvent], index: &Index<'_>) -> Vec<String
         else {
             continue;
         };
-        for (offset, value) in (*base_offset..).zip(values) {
-            let found = index.at.get(&(*partition, offset)).copied();
+        for (offset, value) in (*base_offset..).zip(values.iter()) {
+            let found = index.at(*partition, offset);
             if found == Some(value.as_str()) {
                 continue;
             }
-            let now_at = index.places.get(value.as_str());
+            let now_at = index.places(value);
             let detail = format!(
                 "{client} (acks={acks}) got offset {offset} of partition {partition} for {value:?}; \
                  the final log holds {found:?} there and the value at {now_at:?}"
@@ -193,7 +236,7 @@ fn acknowledged_records(events: &[BrokerEvent], index: &Index<'_>) -> Vec<String
 
 /// No value twice; no value nobody sent.
 fn unique_and_known_values(events: &[BrokerEvent], index: &Index<'_>) -> Vec<String> {
-    let sent: BTreeSet<&str> = events
+    let sent: HashSet<&str> = events
         .iter()
         .filter_map(|event| match event {
             BrokerEvent::Sent { values, .. } => Some(values.iter().map(String::as_str)),
@@ -202,17 +245,23 @@ fn unique_and_known_values(events: &[BrokerEvent], index: &Index<'_>) -> Vec<Str
         .flatten()
         .collect();
     let mut duplicates = Findings::new("duplicate record");
-    let mut unknown = Findings::new("record nobody sent");
-    for (value, places) in &index.places {
-        if places.len() > 1 {
-            duplicates.push(format!("{value:?} at (partition, offset) {places:?}"));
-        }
-        if !sent.contains(value) {
-            unknown.push(format!("{value:?} at (partition, offset) {places:?}"));
-        }
+    for (value, places) in &index.repeated {
+        duplicates.push(format!("{value:?} at (partition, offset) {places:?}"));
+    }
+    let mut unknown: Vec<&str> = index
+        .first
+        .keys()
+        .filter(|value| !sent.contains(*value))
+        .copied()
+        .collect();
+    unknown.sort_unstable();
+    let mut nobody = Findings::new("record nobody sent");
+    for value in unknown {
+        let places = index.places(value).unwrap_or_default();
+        nobody.push(format!("{value:?} at (partition, offset) {places:?}"));
     }
     let mut out = duplicates.into_violations();
-    out.extend(unknown.into_violations());
+    out.extend(nobody.into_violations());
     out
 }
 
@@ -226,7 +275,7 @@ fn consumed_records(events: &[BrokerEvent], index: &Index<'_>) -> Vec<String> {
             value,
         } = event
         {
-            let now = index.at.get(&(*partition, *offset)).copied();
+            let now = index.at(*partition, *offset);
             if now != Some(value.as_str()) {
                 found.push(format!(
                     "partition {partition} offset {offset}: read {value:?}, final log holds {now:?}"

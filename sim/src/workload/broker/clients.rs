@@ -248,9 +248,9 @@ pub(super) fn new_batch(
     counter: &mut u64,
     partition: i32,
     writer: Writer,
-) -> Option<(Vec<String>, Bytes)> {
+) -> Option<(Arc<[String]>, Bytes)> {
     let count = thread_rng().gen_range(1..=BATCH_RECORDS_MAX);
-    let values: Vec<String> = (0..count)
+    let values: Arc<[String]> = (0..count)
         .map(|_| {
             *counter += 1;
             format!("{who}:{counter}")
@@ -261,7 +261,7 @@ pub(super) fn new_batch(
             ctx.record(BrokerEvent::Sent {
                 client: who.to_owned(),
                 partition,
-                values: values.clone(),
+                values: Arc::clone(&values),
             });
             Some((values, batch))
         }

@@ -13,6 +13,7 @@ use gregor::protocol::error::ErrorCode;
 use gregor::protocol::records::Compression;
 use madsim::time::sleep;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// After the last restart: a produce and fetch round trip must work within [`PROBE_BUDGET`];
@@ -60,11 +61,11 @@ async fn probe(ctx: &Ctx, client: &mut KafkaClient) -> Result<(), String> {
         // A new value per attempt: an attempt that timed out may still have been appended, and
         // a plain producer's resend of the same value would be a duplicate.
         attempt += 1;
-        let values = vec![format!("checker:probe-{attempt}")];
+        let values: Arc<[String]> = Arc::new([format!("checker:probe-{attempt}")]);
         ctx.lock().history.record(BrokerEvent::Sent {
             client: who.to_owned(),
             partition: 0,
-            values: values.clone(),
+            values: Arc::clone(&values),
         });
         let batch = build_batch(&values, Writer::Plain, Compression::None, 0)
             .map_err(|err| format!("cannot build the probe: {err}"))?;
@@ -88,7 +89,7 @@ async fn probe(ctx: &Ctx, client: &mut KafkaClient) -> Result<(), String> {
         acks: -1,
         partition: 0,
         base_offset: offset,
-        values: values.clone(),
+        values: Arc::clone(&values),
     });
     let offsets = BTreeMap::from([(0, offset)]);
     loop {

@@ -22,13 +22,14 @@ use gregor::protocol::error::ErrorCode;
 use madsim::rand::{thread_rng, Rng};
 use madsim::time::sleep;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Batches in flight at once, as Kafka's idempotent producer allows.
 const IN_FLIGHT_MAX: usize = 5;
 
 struct Unacked {
-    values: Vec<String>,
+    values: Arc<[String]>,
     batch: Bytes,
     base_sequence: i32,
     sends: u32,

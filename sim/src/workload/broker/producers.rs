@@ -15,6 +15,7 @@ use gregor::protocol::generated::{RequestBody, ResponseBody};
 use madsim::rand::{thread_rng, Rng};
 use madsim::time::sleep;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A plain producer with a fixed `acks`. Every batch carries new values: a batch whose answer
@@ -108,7 +109,7 @@ pub async fn producer(ctx: Ctx, who: String, acks: i16) {
 /// A batch the idempotent producer keeps sending until it gets an answer.
 struct InFlight {
     partition: i32,
-    values: Vec<String>,
+    values: Arc<[String]>,
     batch: Bytes,
     base_sequence: i32,
     attempts: u32,
