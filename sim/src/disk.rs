@@ -44,7 +44,7 @@ use crate::trace::Trace;
 use bytes::Bytes;
 use gregor::storage::memory::{read_slice, truncate_vec, write_slice};
 use gregor::storage::tree::{Ino, Tree};
-use gregor::storage::{end_offset, FileId, Storage, StorageFuture};
+use gregor::storage::{end_offset, parent, FileId, Storage, StorageFuture};
 use madsim::rand::{GlobalRng, Rng};
 use madsim::task::NodeId;
 use madsim::time::TimeHandle;
@@ -157,6 +157,9 @@ struct NodeDisk {
     next_change: u64,
     /// Entries of each directory as of its last `sync_dir`; a missing key means "empty".
     durable_dirs: BTreeMap<Ino, BTreeMap<String, Ino>>,
+    /// The directory and name each open handle was opened by: if the file still has that name
+    /// when the handle closes, the close needs no search for other references.
+    opened_as: BTreeMap<FileId, (Ino, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -327,6 +330,15 @@ impl NodeDisk {
     fn close(&mut self, file: FileId) -> io::Result<()> {
         let ino = self.tree.handle_ino(file)?;
         self.tree.close(file)?;
+        if let Some((dir, name)) = self.opened_as.remove(&file) {
+            let named = self
+                .tree
+                .entries(dir)
+                .and_then(|entries| entries.get(&name));
+            if named == Some(&ino) || self.durably_named_at(dir, &name, ino) {
+                return Ok(());
+            }
+        }
         let durably_named = self
             .durable_dirs
             .values()
@@ -348,6 +360,7 @@ impl NodeDisk {
     fn crash(&mut self, ctx: &mut Ctx<'_>) {
         self.epoch += 1;
         self.tree.close_all();
+        self.opened_as.clear();
         for dir in self.tree.dir_inos() {
             let current = self.tree.entries(dir).cloned().unwrap_or_default();
             let durable = self.durable_dirs.get(&dir).cloned().unwrap_or_default();
@@ -564,7 +577,11 @@ impl Storage for SimStorage {
 
     fn open<'a>(&'a self, path: &'a str, create: bool) -> StorageFuture<'a, FileId> {
         self.run(false, |disk, _| {
-            Ok(disk.tree.open(path, create, SimFile::default)?.0)
+            let (file, _) = disk.tree.open(path, create, SimFile::default)?;
+            let dir = disk.tree.lookup_dir(parent(path))?;
+            disk.opened_as
+                .insert(file, (dir, file_name(path).to_owned()));
+            Ok(file)
         })
     }
 

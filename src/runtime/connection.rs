@@ -151,14 +151,22 @@ async fn read_loop<R: AsyncRead>(
             let cost_kib = (frame.len() / 1024 + 1)
                 .min(budget_kib(limits.max_in_flight_bytes) as usize)
                 as u32;
-            let Ok(bytes) = permits.kib.acquire_many(cost_kib).await else {
-                return;
-            };
-            bytes.forget();
-            let Ok(permit) = permits.requests.acquire().await else {
-                return;
-            };
-            permit.forget();
+            // Try first: a request that fits the budget (nearly all) takes its permits without
+            // building a waiting future.
+            match permits.kib.try_acquire_many(cost_kib) {
+                Ok(bytes) => bytes.forget(),
+                Err(_) => match permits.kib.acquire_many(cost_kib).await {
+                    Ok(bytes) => bytes.forget(),
+                    Err(_) => return,
+                },
+            }
+            match permits.requests.try_acquire() {
+                Ok(permit) => permit.forget(),
+                Err(_) => match permits.requests.acquire().await {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => return,
+                },
+            }
             seq += 1;
             if !dispatch(frame, conn, seq, cost_kib, to_node, &replies, &expect) {
                 return;

@@ -48,7 +48,12 @@ impl LogFiles {
     }
 
     fn path(&self, file: LogFile) -> String {
-        format!("{}/{}", self.dir, file.name())
+        let name = file.name();
+        let mut path = String::with_capacity(self.dir.len() + 1 + name.len());
+        path.push_str(&self.dir);
+        path.push('/');
+        path.push_str(&name);
+        path
     }
 
     async fn handle(&mut self, file: LogFile, create: bool) -> io::Result<FileId> {

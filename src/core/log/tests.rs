@@ -455,3 +455,24 @@ fn snapshots_are_sorted_out_against_the_recovered_log() {
     );
     assert_eq!(choose_snapshots(&[], 0, 0), SnapshotChoice::default());
 }
+
+#[test]
+fn file_names_are_kafkas_twenty_digit_offsets() {
+    for offset in [0, 7, 1234567890, i64::MAX] {
+        let file = LogFile {
+            base_offset: offset,
+            kind: FileKind::TimeIndex,
+        };
+        assert_eq!(file.name(), format!("{offset:020}.timeindex"));
+        assert_eq!(
+            LogFile::snapshot_name(offset),
+            format!("{offset:020}.snapshot")
+        );
+        let log = LogFile {
+            base_offset: offset,
+            kind: FileKind::Log,
+        };
+        assert_eq!(LogFile::parse_log_name(&log.name()), Some(offset));
+    }
+    assert_eq!(LogFile::snapshot_name(-1), format!("{:020}.snapshot", -1));
+}
