@@ -195,8 +195,8 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 /// The simulator's side: turn buggify on or off for a run, and read what fired. The state is per
-/// thread: the simulator runs each seed on a fresh thread, so runs in parallel do not mix. This is
-/// bookkeeping only; no decision reads it except the on/off switch.
+/// thread, so runs on parallel threads do not mix, and [`sim::set_enabled`] clears it at the
+/// start of each run. This is bookkeeping only; no decision reads it except the on/off switch.
 #[cfg(madsim)]
 pub mod sim {
     use std::cell::RefCell;

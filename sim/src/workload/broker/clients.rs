@@ -179,11 +179,13 @@ pub(super) fn wall_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// A codec for a new batch: each of the four one time in sixteen. The broker stores compressed
-/// batches as they come; compressing and decompressing them is the clients' cost, and it was a
-/// sixth of a run's CPU time when half of all batches were compressed.
+/// A codec for a new batch: each of the four one time in thirty-two. The broker stores
+/// compressed batches as they come (it reads only their headers), so they add little to what a
+/// run checks of the broker, while compressing and decompressing them costs the clients more
+/// than everything else a batch costs: it was a sixth of a run's CPU time when half of all
+/// batches were compressed. The codecs themselves have their own tests and fuzz targets.
 pub(super) fn random_compression() -> Compression {
-    match thread_rng().gen_range(0..16) {
+    match thread_rng().gen_range(0..32) {
         0 => Compression::Gzip,
         1 => Compression::Snappy,
         2 => Compression::Lz4,
