@@ -98,11 +98,11 @@ impl Buggify {
         let Some(engine) = &self.engine else {
             return false;
         };
-        let active = engine.active(site);
-        let fired = active && engine.fire(site, probability);
-        if active {
-            sim::count(site, fired);
+        if !engine.active(site) {
+            return false;
         }
+        let fired = engine.draw(probability);
+        sim::count(site, fired);
         fired
     }
 
@@ -160,8 +160,14 @@ impl Engine {
             .wrapping_add(step))
     }
 
+    #[cfg(test)]
     fn fire(&self, site: &str, probability: f64) -> bool {
-        self.active(site) && unit(self.next()) < probability
+        self.active(site) && self.draw(probability)
+    }
+
+    /// One draw of an active site: true with `probability`.
+    fn draw(&self, probability: f64) -> bool {
+        unit(self.next()) < probability
     }
 
     fn pick(&self, n: u64) -> u64 {
