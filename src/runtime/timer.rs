@@ -33,10 +33,6 @@ impl Deadline {
         Deadline::at(Instant::now() + duration)
     }
 
-    pub fn target(&self) -> Instant {
-        self.target
-    }
-
     /// Moves the deadline. Moving it later registers nothing now: the earlier registration
     /// wakes the task, whose next poll registers the new time.
     pub fn set(&mut self, target: Instant) {
