@@ -1,12 +1,14 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it.
 //! 1. unit, property and integration tests of every workspace crate (fuzz corpora run as tests);
 //! 2. the simulator: its own unit tests under madsim (simulated disk, runner), the regression
-//!    seeds, then a bounded sweep of fresh seeds.
+//!    seeds, a bounded sweep of fresh seeds, and a few seeds run twice to compare their traces.
 
 use std::process::Command;
 
 /// The bounded CI sweep: seeds per workload (well under a minute on 2 cores once built).
 const SWEEPS: &[(&str, &str)] = &[("log", "1..500"), ("broker", "1..500")];
+/// Seeds per workload run twice with their traces compared (`--check-determinism`).
+const DETERMINISM_SEEDS: &str = "1000..1050";
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--no-sim");
@@ -31,6 +33,20 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 seeds,
                 "--jobs",
                 "2",
+            ];
+            step("cargo", &args)?;
+        }
+        for (workload, _) in SWEEPS {
+            let args = [
+                "sim",
+                "sweep",
+                "--workload",
+                workload,
+                "--seeds",
+                DETERMINISM_SEEDS,
+                "--jobs",
+                "2",
+                "--check-determinism",
             ];
             step("cargo", &args)?;
         }
