@@ -13,7 +13,7 @@ use crate::core::broker::metadata::{decode_batches, MetadataRecord};
 use crate::core::broker::producer_snapshot;
 use crate::core::broker::producer_state::SequenceCheck;
 use crate::core::log::index::{SegmentIndex, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
-use crate::core::log::recovery::{scan_segment, sealed_segment, trim_to_offset};
+use crate::core::log::recovery::{chained_prefix, scan_segment, sealed_segment, trim_to_offset};
 use crate::protocol::frame::{encode_frame, FrameDecoder, FrameError, FRAME_PREFIX_LEN};
 use crate::protocol::generated::{ApiKey, RequestBody, ResponseBody};
 use crate::protocol::header::{
@@ -666,6 +666,9 @@ fn check_scan(base_offset: i64, file: &Bytes, index_interval: u32) {
 }
 
 fn check_trim(file: &Bytes, offset: i64, max_bytes: usize, high_watermark: i64) {
+    // Cutting at a break in the base offsets keeps a prefix.
+    let chained = chained_prefix(file.clone(), offset);
+    assert!(file.starts_with(&chained));
     let out = trim_to_offset(file.clone(), offset, max_bytes, high_watermark);
     if out.is_empty() {
         return;

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
 
+mod owner;
+pub use owner::Owner;
+
 /// Open file handles of one partition directory.
 pub struct LogFiles {
     storage: Arc<dyn Storage>,
@@ -90,6 +93,7 @@ impl LogFiles {
                 }
                 self.storage.sync_dir(&self.dir).await
             }
+            LogOp::WritePartitionMetadata { topic_id } => self.write_owner(*topic_id).await,
             LogOp::Write { file, pos, data } => {
                 let id = self.handle(*file, true).await?;
                 self.storage.write_at(id, *pos, data.clone()).await

@@ -8,7 +8,7 @@ use super::log_io::LogFiles;
 use super::timer::Deadline;
 use crate::core::broker::fetch::{FetchReply, ListOffsetsReply};
 use crate::core::broker::{Broker, LogTarget, Output, ReplyTo, RequestContext, TopicPartition};
-use crate::core::log::recovery::trim_to_offset;
+use crate::core::log::recovery::{chained_prefix, trim_to_offset};
 use crate::core::log::time_lookup::first_record_at;
 use crate::core::log::ReadPlan;
 use crate::protocol::generated::{RequestBody, ResponseBody};
@@ -218,6 +218,7 @@ impl Node {
         tokio::spawn(async move {
             for (read, rx) in pending {
                 let Ok(Ok(bytes)) = rx.await else { continue };
+                let bytes = chained_prefix(bytes, read.plan.first_base);
                 let records =
                     trim_to_offset(bytes, read.plan.offset, read.max_bytes, read.high_watermark);
                 if let Some(p) = response
@@ -251,6 +252,7 @@ impl Node {
             for (read, rx) in pending {
                 let found = match rx.await {
                     Ok(Ok(bytes)) => {
+                        let bytes = chained_prefix(bytes, read.lookup.plan.first_base);
                         first_record_at(bytes, read.lookup.target, read.lookup.batch_last_offset)
                     }
                     _ => None,

@@ -207,6 +207,8 @@ async fn recover(
             let tp = TopicPartition::new(name, partition);
             let mut files =
                 LogFiles::new(storage.clone(), tp.dir()).with_buggify(buggify.fork(&tp.dir()));
+            // A directory left by an earlier topic of this name is removed, not recovered.
+            files.claim(topic.id).await?;
             let opened = files.open_log(log_config.clone(), now.wall_ms).await?;
             let expiration = config.producer_id_expiration_ms;
             let recovered = producer_recovery::load(&mut files, &opened, now.wall_ms, expiration);

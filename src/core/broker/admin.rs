@@ -6,7 +6,7 @@ use super::metadata::{valid_topic_name, MetadataRecord};
 use super::producer_state::ProducerStates;
 use super::{Broker, LogTarget, Output, PartitionState, ReplyTo, RequestContext, TopicPartition};
 use crate::config::topic_log_config;
-use crate::core::log::PartitionLog;
+use crate::core::log::{LogOp, PartitionLog};
 use crate::core::time::Now;
 use crate::protocol::error::ErrorCode;
 use crate::protocol::generated::create_topics_request::CreateTopicsRequest;
@@ -460,6 +460,7 @@ impl Broker {
             }
             | MetadataRecord::Partitions { name, partitions } => {
                 let config = self.log_config_for(name);
+                let topic_id = self.image.topics.get(name).map(|topic| topic.id);
                 for partition in 0..*partitions {
                     let tp = TopicPartition::new(name, partition);
                     if self.partitions.contains_key(&tp) {
@@ -468,12 +469,13 @@ impl Broker {
                     let (log, op) = PartitionLog::create(config.clone(), now.wall_ms);
                     let state = PartitionState::new(log, ProducerStates::default());
                     self.partitions.insert(tp.clone(), state);
-                    self.new_work(
-                        LogTarget::Partition(tp),
-                        0,
-                        super::WorkKind::Metadata,
-                        vec![op],
-                    );
+                    // The owner first: a directory with a segment always says whose it is.
+                    let ops = topic_id
+                        .map(|topic_id| LogOp::WritePartitionMetadata { topic_id })
+                        .into_iter()
+                        .chain([op])
+                        .collect();
+                    self.new_work(LogTarget::Partition(tp), 0, super::WorkKind::Metadata, ops);
                 }
             }
             MetadataRecord::Config { name, .. } => {

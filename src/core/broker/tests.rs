@@ -180,11 +180,16 @@ fn a_topic_exists_only_once_its_metadata_record_is_durable() {
     h.complete_one(true);
     assert!(h.response(reply).is_some());
     assert_eq!(h.broker.image().topics["t"].partitions, 2);
-    // The partition logs' first segments are created next.
-    assert!(h
-        .work
-        .iter()
-        .all(|(_, _, ops)| matches!(ops[0], LogOp::CreateSegment { base_offset: 0 })));
+    // The partition logs are created next: the owner file naming the topic id, then the first
+    // segment.
+    let topic_id = h.broker.image().topics["t"].id;
+    assert!(h.work.iter().all(|(_, _, ops)| matches!(
+        ops.as_slice(),
+        [
+            LogOp::WritePartitionMetadata { topic_id: id },
+            LogOp::CreateSegment { base_offset: 0 }
+        ] if *id == topic_id
+    )));
     assert_eq!(h.work.len(), 2);
 }
 

@@ -49,12 +49,16 @@ impl TimeEntry {
 impl SegmentIndex {
     /// Largest entry whose offset is ≤ `relative_offset`: where a scan for that offset starts.
     pub fn lookup(&self, relative_offset: u32) -> u32 {
+        self.floor(relative_offset).map_or(0, |e| e.position)
+    }
+
+    /// The last entry at or below `relative_offset`: a batch starting at `position` with base
+    /// offset `relative_offset` (`None`: start at the segment's first batch).
+    pub fn floor(&self, relative_offset: u32) -> Option<&OffsetEntry> {
         let i = self
             .offsets
             .partition_point(|e| e.relative_offset <= relative_offset);
-        i.checked_sub(1)
-            .and_then(|i| self.offsets.get(i))
-            .map_or(0, |e| e.position)
+        i.checked_sub(1).and_then(|i| self.offsets.get(i))
     }
 
     /// First entry whose timestamp is ≥ `timestamp`: the relative offset where a search by time starts.

@@ -3,6 +3,7 @@
 use super::index::{OffsetEntry, SegmentIndex, TimeEntry};
 use crate::config::LogConfig;
 use crate::protocol::error::ErrorCode;
+use crate::protocol::primitives::Uuid;
 use crate::protocol::records::batch::{assign_offsets, BatchHeader, OffsetAssignment};
 use bytes::{Bytes, BytesMut};
 use std::collections::BTreeSet;
@@ -81,6 +82,9 @@ fn parse_offset_name(name: &str, suffix: &str) -> Option<i64> {
 /// Storage work for the driver, executed in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogOp {
+    /// Write `partition.metadata` naming the topic id this directory's log belongs to, and make
+    /// it durable (file and directory). Issued before a new partition's first segment.
+    WritePartitionMetadata { topic_id: Uuid },
     /// Create the segment's three files, then sync the partition directory so they survive a crash.
     CreateSegment { base_offset: i64 },
     /// Write `data` at `pos` of one file.
@@ -135,6 +139,10 @@ pub struct ReadPlan {
     pub position: u64,
     pub len: u64,
     pub offset: i64,
+    /// Base offset of the batch at `position`: batches from there on must continue it
+    /// (`recovery::chained_prefix`), which a base offset damaged on the way from the disk, not
+    /// covered by the batch CRC, would not.
+    pub first_base: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +174,17 @@ impl Segment {
 
     fn relative(&self, offset: i64) -> u32 {
         u32::try_from(offset.saturating_sub(self.base_offset)).unwrap_or(u32::MAX)
+    }
+
+    /// Where the batch the index places at or before `offset` starts, and its base offset.
+    pub fn floor(&self, offset: i64) -> (u64, i64) {
+        match self.index.floor(self.relative(offset)) {
+            Some(entry) => (
+                u64::from(entry.position),
+                self.base_offset + i64::from(entry.relative_offset),
+            ),
+            None => (0, self.base_offset),
+        }
     }
 }
 
@@ -485,7 +504,7 @@ impl PartitionLog {
             // A gap left by compaction or deletion: continue in the next segment.
             return self.read(seg.next_offset.max(offset + 1).min(end), max_bytes);
         }
-        let position = u64::from(seg.index.lookup(seg.relative(offset)));
+        let (position, first_base) = seg.floor(offset);
         let slack =
             u64::from(self.config.index_interval_bytes) + u64::from(self.config.max_message_bytes);
         let len = seg
@@ -497,6 +516,7 @@ impl PartitionLog {
             position,
             len,
             offset,
+            first_base,
         }))
     }
 

@@ -135,6 +135,37 @@ pub fn choose_snapshots(offsets: &[i64], first_base: i64, log_end: i64) -> Snaps
     choice
 }
 
+/// The whole batches of a read whose base offsets continue from `first_base` (each starts
+/// where the one before ended), and a partial last batch if its header continues too. Cut at the
+/// first batch that does not: the batch CRC does not cover the base offset, so a bit flipped on
+/// the way from the disk would otherwise send records under wrong offsets. The caller's next
+/// read starts again from the index.
+pub fn chained_prefix(data: Bytes, first_base: i64) -> Bytes {
+    let mut expected = first_base;
+    let mut pos = 0usize;
+    while let Some(rest) = data.get(pos..).filter(|rest| !rest.is_empty()) {
+        let Ok(header) = BatchHeader::parse(rest) else {
+            // Too short to judge: a partial tail, which trimming handles.
+            return data;
+        };
+        if header.base_offset != expected {
+            return data.slice(..pos);
+        }
+        let Some(len) = header.size_in_bytes() else {
+            return data.slice(..pos);
+        };
+        if len >= rest.len() {
+            return data;
+        }
+        expected = header
+            .base_offset
+            .saturating_add(i64::from(header.last_offset_delta))
+            .saturating_add(1);
+        pos += len;
+    }
+    data
+}
+
 /// Drops the leading batches of a read that end below `offset`, everything from the high
 /// watermark on, and any partial batch at the end unless it is the only one (a client then asks
 /// for more). Returns the bytes to send.

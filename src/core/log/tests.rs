@@ -56,8 +56,11 @@ fn apply(files: &mut BTreeMap<LogFile, Vec<u8>>, ops: &[LogOp]) {
             LogOp::DeleteSegment { base_offset } => {
                 files.retain(|f, _| f.base_offset != *base_offset)
             }
-            // Producer snapshots are not segment files; their ops are checked as data.
-            LogOp::WriteSnapshot { .. } | LogOp::DeleteSnapshots { .. } => {}
+            // Producer snapshots and the owner file are not segment files; their ops are
+            // checked as data.
+            LogOp::WriteSnapshot { .. }
+            | LogOp::DeleteSnapshots { .. }
+            | LogOp::WritePartitionMetadata { .. } => {}
         }
     }
 }
@@ -475,4 +478,21 @@ fn file_names_are_kafkas_twenty_digit_offsets() {
         assert_eq!(LogFile::parse_log_name(&log.name()), Some(offset));
     }
     assert_eq!(LogFile::snapshot_name(-1), format!("{:020}.snapshot", -1));
+}
+
+#[test]
+fn a_read_is_cut_where_base_offsets_stop_continuing() {
+    use super::recovery::chained_prefix;
+    let (a, b, c) = (batch_at(10, 2), batch_at(12, 3), batch_at(15, 1));
+    let data = Bytes::from([a.clone(), b.clone(), c.clone()].concat());
+    assert_eq!(chained_prefix(data.clone(), 10), data);
+    // A base offset flipped on the way from the disk: the batches before it are kept.
+    let flipped = Bytes::from([a.clone(), batch_at(14, 3), c.clone()].concat());
+    assert_eq!(chained_prefix(flipped, 10).len(), a.len());
+    // The first batch is not the one the index names: nothing is sent, the client asks again.
+    let first = Bytes::from([batch_at(12, 2), b.clone()].concat());
+    assert!(chained_prefix(first, 10).is_empty());
+    // A partial last batch whose header continues stays for trimming to judge.
+    let partial = Bytes::from([a.clone(), b[..b.len() - 3].to_vec()].concat());
+    assert_eq!(chained_prefix(partial.clone(), 10), partial);
 }

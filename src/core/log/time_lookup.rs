@@ -28,7 +28,8 @@ impl PartitionLog {
     pub fn time_lookup(&self, target: i64) -> Option<TimeLookup> {
         let seg = self.segments().iter().find(|s| s.max_timestamp >= target)?;
         let rel = seg.index.lookup_time(target)?;
-        let position = u64::from(seg.index.lookup(rel)).min(seg.size);
+        let (position, first_base) = seg.floor(seg.base_offset + i64::from(rel));
+        let position = position.min(seg.size);
         let end = seg
             .index
             .offsets
@@ -42,6 +43,7 @@ impl PartitionLog {
                 position,
                 len: end.saturating_sub(position),
                 offset: seg.base_offset + i64::from(rel),
+                first_base,
             },
             batch_last_offset: seg.base_offset + i64::from(rel),
         })

@@ -185,3 +185,42 @@ async fn a_tail_that_stays_bad_is_cut() {
     assert!(opened.truncated_bytes > 0);
     assert!(opened.log.log_end_offset() < last.next_offset);
 }
+
+/// A directory whose `partition.metadata` names another topic id (an earlier topic of the same
+/// name whose removal a crash undid) is removed before recovery; its own topic keeps its log.
+#[tokio::test]
+async fn a_directory_of_an_earlier_topic_with_the_name_is_removed() {
+    use crate::protocol::primitives::Uuid;
+    let storage = Arc::new(FlakyReads::default());
+    let (old, new) = (Uuid([1; 16]), Uuid([2; 16]));
+    LogFiles::new(storage.clone(), "t-0".to_owned())
+        .write_owner(old)
+        .await
+        .unwrap();
+    let segments = write_log(&storage).await;
+
+    // The owner finds its log as it was.
+    let mut files = LogFiles::new(storage.clone(), "t-0".to_owned());
+    files.claim(old).await.unwrap();
+    let kept = files.open_log(config(), 0).await.unwrap();
+    files.close_all().await;
+    assert_eq!(kept.log.segments().len(), segments.len());
+    assert!(kept.log.log_end_offset() > 0);
+
+    // The new topic of the same name starts empty and owns the directory from now on.
+    let mut files = LogFiles::new(storage.clone(), "t-0".to_owned());
+    files.claim(new).await.unwrap();
+    let fresh = files.open_log(config(), 0).await.unwrap();
+    files.close_all().await;
+    assert_eq!(fresh.log.log_end_offset(), 0);
+    let names = storage.list("t-0").await.unwrap();
+    assert!(
+        names.contains(&"partition.metadata".to_owned()),
+        "{names:?}"
+    );
+    let mut files = LogFiles::new(storage.clone(), "t-0".to_owned());
+    assert_eq!(
+        files.read_owner().await.unwrap(),
+        Owner::Topic(owner::base64url(&new.0))
+    );
+}
