@@ -24,34 +24,29 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         step("cargo", &["sim", "regressions"])?;
         for (workload, seeds) in SWEEPS {
-            let args = [
-                "sim",
-                "sweep",
-                "--workload",
-                workload,
-                "--seeds",
-                seeds,
-                "--jobs",
-                "2",
-            ];
-            step("cargo", &args)?;
+            sweep(workload, seeds, &[])?;
         }
         for (workload, _) in SWEEPS {
-            let args = [
-                "sim",
-                "sweep",
-                "--workload",
-                workload,
-                "--seeds",
-                DETERMINISM_SEEDS,
-                "--jobs",
-                "2",
-                "--check-determinism",
-            ];
-            step("cargo", &args)?;
+            sweep(workload, DETERMINISM_SEEDS, &["--check-determinism"])?;
         }
     }
     Ok(())
+}
+
+/// `cargo sim sweep` of `seeds` of `workload` on 2 jobs, plus `extra` flags.
+fn sweep(workload: &str, seeds: &str, extra: &[&str]) -> Result<(), String> {
+    let mut args = vec![
+        "sim",
+        "sweep",
+        "--workload",
+        workload,
+        "--seeds",
+        seeds,
+        "--jobs",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    step("cargo", &args)
 }
 
 fn step(program: &str, args: &[&str]) -> Result<(), String> {
