@@ -52,11 +52,29 @@ pub type EncodeResult<T> = Result<T, EncodeError>;
 #[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Uuid(pub [u8; 16]);
 
+/// URL-safe base64 digits, as Kafka writes ids (topic ids, cluster ids).
+pub const BASE64URL: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 impl Uuid {
     pub const NIL: Uuid = Uuid([0; 16]);
 
     pub fn is_nil(&self) -> bool {
         self.0 == [0; 16]
+    }
+
+    /// Kafka's text form (`Uuid.toString`): URL-safe base64 without padding, 22 characters.
+    pub fn to_base64url(&self) -> String {
+        let mut out = String::with_capacity(22);
+        for chunk in self.0.chunks(3) {
+            let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+            let n = byte(0) << 16 | byte(1) << 8 | byte(2);
+            for i in 0..=chunk.len() {
+                let digit = (n >> (18 - 6 * i)) & 63;
+                out.push(char::from(BASE64URL[digit as usize]));
+            }
+        }
+        out
     }
 }
 

@@ -13,7 +13,6 @@ use std::io;
 use std::sync::Arc;
 
 mod owner;
-pub use owner::Owner;
 
 /// Open file handles of one partition directory.
 pub struct LogFiles {
@@ -175,10 +174,12 @@ impl LogFiles {
 
     /// Reads a whole producer state snapshot file (`NotFound` when it is absent).
     pub async fn read_snapshot(&mut self, offset: i64) -> io::Result<Bytes> {
-        let id = self
-            .storage
-            .open(&self.snapshot_path(offset), false)
-            .await?;
+        self.read_file(&self.snapshot_path(offset)).await
+    }
+
+    /// Reads a whole small file that is not a segment file: opened, read, closed.
+    async fn read_file(&self, path: &str) -> io::Result<Bytes> {
+        let id = self.storage.open(path, false).await?;
         let data = async {
             let len = self.storage.len(id).await?;
             self.storage

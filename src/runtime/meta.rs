@@ -1,6 +1,7 @@
 //! `meta.properties`: the cluster id and node id this data directory belongs to, written once
 //! (temp file, sync, rename, sync dir) so a crash never leaves half of it.
 
+use crate::protocol::primitives::BASE64URL;
 use crate::storage::Storage;
 use bytes::Bytes;
 use std::io;
@@ -47,14 +48,13 @@ pub async fn load_or_create(storage: &dyn Storage, node_id: i32, seed: u64) -> i
 
 /// A 22-character URL-safe id like Kafka's (base64 of 16 bytes).
 fn cluster_id_from(seed: u64) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
     (0..22)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            ALPHABET[(x % 64) as usize] as char
+            BASE64URL[(x % 64) as usize] as char
         })
         .collect()
 }

@@ -218,9 +218,14 @@ impl Node {
         tokio::spawn(async move {
             for (read, rx) in pending {
                 let Ok(Ok(bytes)) = rx.await else { continue };
-                let bytes = chained_prefix(bytes, read.plan.first_base);
-                let records =
-                    trim_to_offset(bytes, read.plan.offset, read.max_bytes, read.high_watermark);
+                let plan = read.plan;
+                let records = trim_to_offset(
+                    bytes,
+                    plan.first_base,
+                    plan.offset,
+                    read.max_bytes,
+                    read.high_watermark,
+                );
                 if let Some(p) = response
                     .responses
                     .get_mut(read.topic_index)

@@ -168,8 +168,16 @@ pub fn chained_prefix(data: Bytes, first_base: i64) -> Bytes {
 
 /// Drops the leading batches of a read that end below `offset`, everything from the high
 /// watermark on, and any partial batch at the end unless it is the only one (a client then asks
-/// for more). Returns the bytes to send.
-pub fn trim_to_offset(data: Bytes, offset: i64, max_bytes: usize, high_watermark: i64) -> Bytes {
+/// for more). The read is first cut where base offsets stop continuing from `first_base` (the
+/// batch at the read's start, [`chained_prefix`]). Returns the bytes to send.
+pub fn trim_to_offset(
+    data: Bytes,
+    first_base: i64,
+    offset: i64,
+    max_bytes: usize,
+    high_watermark: i64,
+) -> Bytes {
+    let data = chained_prefix(data, first_base);
     let mut start = None;
     let mut end = 0usize;
     let mut pos = 0usize;
@@ -184,11 +192,6 @@ pub fn trim_to_offset(data: Bytes, offset: i64, max_bytes: usize, high_watermark
             .base_offset
             .saturating_add(i64::from(header.last_offset_delta));
         if last < offset {
-            // Offsets only grow in a log: a lower batch after the first one sent is damage, and
-            // skipping it would still send it inside the contiguous slice. Stop before it.
-            if start.is_some() {
-                break;
-            }
             pos += len;
             continue;
         }

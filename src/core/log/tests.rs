@@ -131,7 +131,7 @@ fn reads_start_at_or_before_the_offset_and_trim_to_it() {
         let data = &files[&plan.file];
         let bytes =
             Bytes::from(data[plan.position as usize..(plan.position + plan.len) as usize].to_vec());
-        let sent = trim_to_offset(bytes, offset, 10_000, log.log_end_offset());
+        let sent = trim_to_offset(bytes, plan.first_base, offset, 10_000, log.log_end_offset());
         let first = BatchHeader::parse(&sent).unwrap();
         assert!(
             first.base_offset <= offset && offset <= first.last_offset(),
@@ -166,12 +166,18 @@ fn trim_respects_max_bytes_and_high_watermark() {
     let data = Bytes::from(data);
     let one = BatchHeader::parse(&data).unwrap().size_in_bytes().unwrap();
     // The first batch is sent whole even when bigger than max_bytes (KIP-74).
-    assert_eq!(trim_to_offset(data.clone(), 0, 1, 100).len(), one);
-    assert_eq!(trim_to_offset(data.clone(), 0, 2 * one, 100).len(), 2 * one);
-    // Nothing at or beyond the high watermark.
-    assert_eq!(trim_to_offset(data.clone(), 0, 10 * one, 4).len(), 2 * one);
+    assert_eq!(trim_to_offset(data.clone(), 0, 0, 1, 100).len(), one);
     assert_eq!(
-        trim_to_offset(data.clone(), 3, 10 * one, 100).len(),
+        trim_to_offset(data.clone(), 0, 0, 2 * one, 100).len(),
+        2 * one
+    );
+    // Nothing at or beyond the high watermark.
+    assert_eq!(
+        trim_to_offset(data.clone(), 0, 0, 10 * one, 4).len(),
+        2 * one
+    );
+    assert_eq!(
+        trim_to_offset(data.clone(), 0, 3, 10 * one, 100).len(),
         4 * one
     );
 }
@@ -324,7 +330,7 @@ fn trim_stops_at_a_batch_below_the_offset_after_the_start() {
     // Found by fuzzing (log_segment): damaged data with offsets going back.
     let data: Vec<u8> = [batch_at(10, 2), batch_at(0, 1), batch_at(20, 1)].concat();
     let first = batch_at(10, 2).len();
-    let sent = trim_to_offset(Bytes::from(data), 5, 10_000, 100);
+    let sent = trim_to_offset(Bytes::from(data), 10, 5, 10_000, 100);
     assert_eq!(sent.len(), first);
 }
 

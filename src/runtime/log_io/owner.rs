@@ -31,27 +31,7 @@ pub enum Owner {
 
 /// The file's text for `id`.
 pub fn text(id: Uuid) -> String {
-    format!("version: 0\ntopic_id: {}\n", base64url(&id.0))
-}
-
-/// Kafka's text form of an id: URL-safe base64 without padding (22 characters for 16 bytes).
-pub fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            let index = (n >> (18 - 6 * i)) & 63;
-            out.push(char::from(ALPHABET[index as usize]));
-        }
-    }
-    out
+    format!("version: 0\ntopic_id: {}\n", id.to_base64url())
 }
 
 /// Parses the file: `version: 0` and a 22-character base64url `topic_id`, nothing else.
@@ -105,22 +85,14 @@ impl LogFiles {
 
     /// Reads `partition.metadata` until two reads agree.
     pub(super) async fn read_owner(&mut self) -> io::Result<Owner> {
+        let path = self.owner_path();
         let mut last: Option<Bytes> = None;
         for _ in 0..READS {
-            let file = match self.storage.open(&self.owner_path(), false).await {
-                Ok(file) => file,
+            let data = match self.read_file(&path).await {
+                Ok(data) => data,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Owner::Unknown),
                 Err(e) => return Err(e),
             };
-            let read = async {
-                let len = self.storage.len(file).await?;
-                self.read_at(file, 0, usize::try_from(len).unwrap_or(usize::MAX))
-                    .await
-            }
-            .await;
-            let closed = self.storage.close(file).await;
-            let data = read?;
-            closed?;
             if last.as_ref() == Some(&data) {
                 break;
             }
@@ -133,7 +105,7 @@ impl LogFiles {
     /// another topic id owns (an earlier incarnation of the same name) is removed, durably, so
     /// the log starts empty; a directory with no owner (or an unreadable one) is claimed.
     pub async fn claim(&mut self, topic_id: Uuid) -> io::Result<()> {
-        let expected = base64url(&topic_id.0);
+        let expected = topic_id.to_base64url();
         match self.read_owner().await? {
             Owner::Topic(id) if id == expected => return Ok(()),
             Owner::Topic(other) => {
@@ -165,8 +137,8 @@ mod tests {
         // Kafka's Uuid.toString of 0x00..01 is "AAAAAAAAAAAAAAAAAAAAAQ".
         let mut id = [0u8; 16];
         id[15] = 1;
-        assert_eq!(base64url(&id), "AAAAAAAAAAAAAAAAAAAAAQ");
-        assert_eq!(base64url(&[0xff; 16]), "_____________________w");
+        assert_eq!(Uuid(id).to_base64url(), "AAAAAAAAAAAAAAAAAAAAAQ");
+        assert_eq!(Uuid([0xff; 16]).to_base64url(), "_____________________w");
         assert_eq!(
             text(Uuid(id)),
             "version: 0\ntopic_id: AAAAAAAAAAAAAAAAAAAAAQ\n"
@@ -176,7 +148,7 @@ mod tests {
     #[test]
     fn parsing_accepts_only_the_exact_form() {
         let id = Uuid([7; 16]);
-        assert_eq!(parse(text(id).as_bytes()), Owner::Topic(base64url(&id.0)));
+        assert_eq!(parse(text(id).as_bytes()), Owner::Topic(id.to_base64url()));
         for bad in [
             "",
             "version: 0\n",

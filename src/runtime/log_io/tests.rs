@@ -221,6 +221,6 @@ async fn a_directory_of_an_earlier_topic_with_the_name_is_removed() {
     let mut files = LogFiles::new(storage.clone(), "t-0".to_owned());
     assert_eq!(
         files.read_owner().await.unwrap(),
-        Owner::Topic(owner::base64url(&new.0))
+        owner::Owner::Topic(new.to_base64url())
     );
 }
